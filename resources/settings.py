@@ -1,0 +1,52 @@
+"""Process-wide configuration, read from the environment (prefix ``METASYNC_``) or ``.env``.
+
+    from resources.settings import get_settings
+    settings = get_settings()
+    settings.database_url      # sqlite:///.metasync/metasync.db unless METASYNC_DATABASE_URL is set
+
+Secrets are ``SecretStr`` so that printing the settings never shows them.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_DIR = Path(".metasync")
+
+
+class MetasyncSettings(BaseSettings):
+    """Everything metasync reads from its environment. The README lists each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="METASYNC_", env_file=".env", extra="ignore")
+
+    state_dir: Path = Field(default=STATE_DIR, description="Local files: SQLite, vault key.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the metasync database (default: SQLite file)."
+    )
+    oms_database_url: str = Field(
+        default="", description="SQLAlchemy URL of the reference OMS (default: SQLite file)."
+    )
+    graph_base_url: str = Field(default="https://graph.facebook.com")
+    graph_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
+    app_secret: SecretStr | None = Field(
+        default=None, description="Meta app secret; when set every call carries appsecret_proof."
+    )
+    vault_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key encrypting shop tokens at rest (default: generated key file).",
+    )
+    graph_timeout_seconds: float = 20.0
+    graph_max_attempts: int = 5
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'metasync.db'}"
+
+    def resolved_oms_database_url(self) -> str:
+        return self.oms_database_url or f"sqlite:///{self.state_dir / 'oms.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> MetasyncSettings:
+    return MetasyncSettings()

@@ -1,0 +1,1 @@
+"""The sandbox's shared machinery: state, errors, paging, routing, faults."""

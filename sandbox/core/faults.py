@@ -1,0 +1,73 @@
+"""Fault injection: rules that make chosen calls fail the way Meta's do, replayably (seeded).
+
+    state.faults.add(FaultRule(kind="throttle", code=80014, shop_id="acme",
+                               path_pattern="items_batch", times=2))
+    state.faults.add(FaultRule(kind="http_500", probability=0.2))
+    state.faults.seed(42)
+
+Kinds: `http_500` (code 2, transient), `timeout` (the answer is delayed past the client's
+timeout, then a 504), `throttle` (a throttle code plus usage headers saying when access returns),
+`token_expired` (190/463, and the shop's token stays invalid until rotated), `apply_then_500`
+(the write is applied, then the answer is lost: the client must replay with the same key).
+Domain-specific faults (partial batch failures, handles ending in error, slow upload sessions)
+are options of the domain backends.
+"""
+
+import random
+import re
+from dataclasses import dataclass, field
+
+FAULT_KINDS = ("http_500", "timeout", "throttle", "token_expired", "apply_then_500")
+
+
+@dataclass
+class FaultRule:
+    kind: str
+    shop_id: str | None = None
+    method: str | None = None
+    path_pattern: str | None = None  # regular expression searched in "<node kind>/<edge>"
+    probability: float = 1.0
+    times: int | None = None  # None: until removed
+    code: int = 4  # throttle code
+    regain_minutes: float = 0.02
+    delay_seconds: float = 2.0
+    fired: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
+
+    def matches(self, shop_id: str, method: str, route: str) -> bool:
+        if self.times is not None and self.fired >= self.times:
+            return False
+        if self.shop_id and self.shop_id != shop_id:
+            return False
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not (self.path_pattern and not re.search(self.path_pattern, route))
+
+
+@dataclass
+class FaultInjector:
+    rules: list[FaultRule] = field(default_factory=list)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def seed(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def pick(self, shop_id: str, method: str, route: str) -> FaultRule | None:
+        """The first matching rule that fires for this call, counted; None for a clean call."""
+        for rule in self.rules:
+            if rule.matches(shop_id, method, route) and self.rng.random() < rule.probability:
+                rule.fired += 1
+                self.injected[rule.kind] = self.injected.get(rule.kind, 0) + 1
+                return rule
+        return None
