@@ -1,0 +1,55 @@
+"""A small client for the sandbox's admin API, used by the demo, tests and benchmarks.
+
+admin = SandboxAdmin("http://127.0.0.1:8765")
+shop = admin.create_shop("acme", "Acme Outdoor", currency="EUR")
+shop["catalog_id"], shop["access_token"]
+"""
+
+from typing import Any
+
+import httpx
+
+
+class SandboxAdmin:
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(base_url=f"{base_url.rstrip('/')}/_sandbox", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise RuntimeError(
+                f"sandbox admin {method} {path}: {response.status_code} {response.text[:500]}"
+            )
+        return response.json()
+
+    def create_shop(
+        self, shop_id: str, name: str, *, currency: str = "EUR", onsite_orders: bool = True
+    ) -> dict[str, Any]:
+        return self.call(
+            "POST",
+            "/shops",
+            json={
+                "shop_id": shop_id,
+                "name": name,
+                "currency": currency,
+                "onsite_orders": onsite_orders,
+            },
+        )
+
+    def add_fault(self, **rule: Any) -> dict[str, Any]:
+        return self.call("POST", "/faults", json=rule)
+
+    def clear_faults(self) -> dict[str, Any]:
+        return self.call("DELETE", "/faults")
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        return self.call("POST", "/clock/advance", json={"seconds": seconds})
+
+    def expire_token(self, shop_id: str) -> None:
+        self.call("POST", f"/shops/{shop_id}/expire_token")
+
+    def rotate_token(self, shop_id: str) -> str:
+        return self.call("POST", f"/shops/{shop_id}/rotate_token")["access_token"]

@@ -1,0 +1,102 @@
+"""Shared fixtures: an isolated state folder per test, a live sandbox, a registry."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from resources.db import MetasyncDatabase
+from resources.onboarding import register_from_install
+from resources.settings import get_settings
+from resources.shops import ShopProfile, ShopRegistry, TokenVault
+from sandbox.client import SandboxAdmin
+from sandbox.server import SandboxServer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own state folder, SQLite files and vault key; no .env leaks in."""
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("METASYNC_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("METASYNC_VAULT_KEY", Fernet.generate_key().decode())
+    for name in (
+        "METASYNC_DATABASE_URL",
+        "METASYNC_OMS_DATABASE_URL",
+        "METASYNC_APP_SECRET",
+        "METASYNC_GRAPH_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield state_dir
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_admin(sandbox: SandboxServer) -> Iterator[SandboxAdmin]:
+    admin = SandboxAdmin(sandbox.url)
+    yield admin
+    admin.close()
+
+
+@pytest.fixture
+def metasync_db(isolated_state: Path) -> MetasyncDatabase:
+    db = MetasyncDatabase(f"sqlite:///{isolated_state / 'metasync.db'}")
+    db.create_schema()
+    return db
+
+
+@pytest.fixture
+def registry(metasync_db: MetasyncDatabase) -> ShopRegistry:
+    return ShopRegistry(metasync_db, TokenVault.from_settings())
+
+
+@pytest.fixture
+def onboard(
+    sandbox: SandboxServer,
+    sandbox_admin: SandboxAdmin,
+    registry: ShopRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Create a shop in the sandbox and register it in metasync; returns its ShopProfile."""
+    monkeypatch.setenv("METASYNC_GRAPH_BASE_URL", sandbox.url)
+    get_settings.cache_clear()
+
+    def make(
+        shop_id: str = "acme",
+        *,
+        currency: str = "EUR",
+        timezone: str = "Europe/Berlin",
+        source_kind: str = "shopify_csv",
+        source_location: str = "",
+        onsite_orders: bool = True,
+        offers: bool = False,
+    ) -> ShopProfile:
+        created = sandbox_admin.create_shop(
+            shop_id, shop_id.title(), currency=currency, onsite_orders=onsite_orders
+        )
+        return register_from_install(
+            registry,
+            shop_id=shop_id,
+            name=created["name"],
+            install=created,
+            token=created["access_token"],
+            currency=currency,
+            timezone=timezone,
+            source_kind=source_kind,
+            source_location=source_location,
+            onsite_orders=onsite_orders,
+            offers=offers,
+        )
+
+    return make
