@@ -1,0 +1,195 @@
+"""`metasync`: the command line for engineers and the demo.
+
+metasync demo                       # the main job end to end against the sandbox
+metasync sandbox --port 8765        # the Meta Graph API sandbox in the foreground
+metasync shops add ...              # register a shop (token read from an env var or stdin)
+metasync catalog render --source shopify_csv:products.csv --currency EUR
+metasync issues --shop acme         # open seller issues
+metasync finance report --shop acme --month 2026-11 --out report.csv
+metasync status                     # per-shop health
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from resources.settings import get_settings
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO; keep it for --verbose.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@main.command()
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option(
+    "--state-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Persist the sandbox's state here so it survives restarts.",
+)
+@click.option(
+    "--admin/--no-admin",
+    default=True,
+    show_default=True,
+    help="Serve the admin API under /_sandbox (loopback only).",
+)
+def sandbox(port: int, state_file: Path | None, admin: bool) -> None:
+    """Run the Meta Graph API sandbox on 127.0.0.1."""
+    from sandbox.server import serve_forever
+
+    click.echo(f"Meta Graph API sandbox on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    serve_forever(port, state_file, admin=admin)
+
+
+@main.group()
+def shops() -> None:
+    """Manage the shop registry."""
+
+
+@shops.command("add")
+@click.option("--id", "shop_id", required=True, help="Slug: lowercase letters, digits, - or _.")
+@click.option("--name", required=True)
+@click.option("--catalog-id", required=True)
+@click.option("--cms-id", default=None, help="Commerce merchant settings id.")
+@click.option("--page-id", default=None)
+@click.option("--pixel-id", default=None)
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--source", required=True, help="KIND:LOCATION, e.g. shopify_csv:/data/acme.csv")
+@click.option("--onsite-orders", is_flag=True, help="The shop uses Meta checkout.")
+@click.option("--offers", is_flag=True, help="The store is the source of truth for discounts.")
+@click.option(
+    "--admin-url-template",
+    default=None,
+    help="Link to a product in the store's admin, with {retailer_id}.",
+)
+@click.option(
+    "--token-env",
+    default="METASYNC_SHOP_TOKEN",
+    show_default=True,
+    help="Environment variable holding the system-user token (else read from stdin).",
+)
+def shops_add(
+    shop_id,
+    name,
+    catalog_id,
+    cms_id,
+    page_id,
+    pixel_id,
+    currency,
+    timezone,
+    source,
+    onsite_orders,
+    offers,
+    admin_url_template,
+    token_env,
+) -> None:
+    """Register a shop. The token is never taken as an argument (it would land in shell history)."""
+    from resources.onboarding import register_from_install
+    from resources.shops import ShopRegistry
+
+    kind, _, location = source.partition(":")
+    if not location:
+        raise click.BadParameter("expected KIND:LOCATION", param_hint="--source")
+    token = os.environ.get(token_env) or click.prompt("System-user token", hide_input=True)
+    install = {"catalog_id": catalog_id, "cms_id": cms_id, "page_id": page_id, "pixel_id": pixel_id}
+    profile = register_from_install(
+        ShopRegistry.from_settings(),
+        shop_id=shop_id,
+        name=name,
+        install=install,
+        token=token,
+        currency=currency,
+        timezone=timezone,
+        source_kind=kind,
+        source_location=location,
+        onsite_orders=onsite_orders,
+        offers=offers,
+        admin_url_template=admin_url_template,
+    )
+    click.echo(
+        f"shop {profile.shop_id} registered ({', '.join(profile.capabilities) or 'catalog'})"
+    )
+
+
+@shops.command("list")
+def shops_list() -> None:
+    """List registered shops and their status."""
+    from resources.shops import ShopRegistry
+
+    for shop in ShopRegistry.from_settings().list_shops():
+        reason = f" ({shop.status_reason})" if shop.status_reason else ""
+        click.echo(
+            f"{shop.shop_id:20} {shop.status}{reason}  catalog {shop.catalog_id}  "
+            f"{shop.currency}  {shop.source_kind}:{shop.source_location}"
+        )
+
+
+@shops.command("set-token")
+@click.argument("shop_id")
+@click.option("--token-env", default="METASYNC_SHOP_TOKEN", show_default=True)
+def shops_set_token(shop_id: str, token_env: str) -> None:
+    """Rotate a shop's token; a shop paused for re-authentication resumes."""
+    from resources.shops import ShopRegistry
+
+    token = os.environ.get(token_env) or click.prompt("New system-user token", hide_input=True)
+    ShopRegistry.from_settings().replace_token(shop_id, token)
+    click.echo(f"shop {shop_id}: token replaced, status active")
+
+
+@shops.command("pause")
+@click.argument("shop_id")
+@click.option("--reason", required=True)
+def shops_pause(shop_id: str, reason: str) -> None:
+    """Pause a shop: schedules and sensors skip it, showing the reason."""
+    from resources.shops import ShopRegistry, ShopStatus
+
+    ShopRegistry.from_settings().set_status(shop_id, ShopStatus.PAUSED, reason)
+    click.echo(f"shop {shop_id}: paused")
+
+
+@shops.command("resume")
+@click.argument("shop_id")
+def shops_resume(shop_id: str) -> None:
+    from resources.shops import ShopRegistry, ShopStatus
+
+    ShopRegistry.from_settings().set_status(shop_id, ShopStatus.ACTIVE, None)
+    click.echo(f"shop {shop_id}: active")
+
+
+@main.command()
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Use a real Shopify or WooCommerce export instead of generated data.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the demo keeps its state (default: the state dir, .metasync).",
+)
+def demo(catalog_path: Path | None, workdir: Path | None) -> None:
+    """Run the main job end to end against the sandbox and print a per-shop summary."""
+    from pipelines.demo import run_demo
+
+    summary = run_demo(catalog_path=catalog_path, workdir=workdir or get_settings().state_dir)
+    click.echo(summary.render())
+    sys.exit(0 if summary.ok else 1)
+
+
+if __name__ == "__main__":
+    main()
