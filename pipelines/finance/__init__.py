@@ -1,0 +1,1 @@
+"""Finance: Meta payouts, transactions and order payments, reconciled against the OMS."""

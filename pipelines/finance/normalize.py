@@ -1,0 +1,374 @@
+"""Meta finance payloads -> plain rows, or a quarantine record saying why a payload was refused.
+
+    rows, rejects = normalize_transactions(api.transactions(start, end))
+    payouts, rejects = normalize_payouts(api.payouts(start, end))
+
+Pure: no database, no HTTP. Each input is a pydantic model from `resources.meta.orders_models`
+(or its raw dict); nothing Meta sends is dropped: it becomes a row or a `Rejected` with a reason.
+"""
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pipelines.finance.money import ZERO, MoneyError, to_minor
+from resources.meta.orders_models import OrderPayment, Payout, Transaction, TransactionType
+
+# Transaction types metasync understands, and the direction each moves the seller's money
+# (tax lines are signed with it: Meta prints refund tax as a positive amount).
+DIRECTION = {
+    TransactionType.SALE: 1,
+    TransactionType.REFUND: -1,
+    TransactionType.CHARGEBACK: -1,
+    TransactionType.CHARGEBACK_FEE: -1,
+    TransactionType.CHARGEBACK_REVERSAL: 1,
+    TransactionType.GOODWILL_TRANSFER: 1,
+}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A payload metasync could not load, kept whole with the reason (finance_quarantine)."""
+
+    source: str
+    record_key: str
+    reason: str
+    payload: dict[str, Any]
+    payout_reference_id: str | None = None
+    net_amount: Decimal | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class PayoutRow:
+    payout_reference_id: str
+    payout_date: datetime | None
+    status: str | None
+    amount: Decimal
+    currency: str
+    transfer_id: str | None
+
+    @property
+    def completed(self) -> bool:
+        return (self.status or "").upper() == "COMPLETED" and self.payout_date is not None
+
+
+@dataclass(frozen=True)
+class TaxLine:
+    tax_category: str
+    jurisdiction: str
+    imposition: str
+    item_tax_rate: str | None
+    tax_amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class TransactionRow:
+    transaction_key: str
+    meta_transaction_id: str | None
+    transaction_type: str
+    transaction_date: datetime
+    order_id: str
+    merchant_order_id: str | None
+    payout_reference_id: str | None
+    transfer_id: str | None
+    currency: str
+    gross_amount: Decimal
+    processing_fee: Decimal
+    net_amount: Decimal
+    tax_amount: Decimal
+    tax_rate: str | None
+    taxes: tuple[TaxLine, ...] = field(default_factory=tuple)
+
+    @property
+    def transaction_day(self) -> date:
+        return self.transaction_date.date()
+
+
+@dataclass(frozen=True)
+class AllocationRow:
+    item_id: str
+    promotion_id: str
+    allocation_amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    payment_id: str
+    order_id: str
+    items_amount: Decimal
+    shipping_amount: Decimal
+    tax_amount: Decimal
+    total_amount: Decimal
+    promotion_allocation_amount: Decimal
+    currency: str
+    tax_remitted: bool | None
+    captured: bool
+    shipment_ids: tuple[str, ...]
+    allocations: tuple[AllocationRow, ...] = field(default_factory=tuple)
+
+
+class _Refused(ValueError):
+    """Raised inside a normalizer; becomes a Rejected with this message as the reason."""
+
+
+def payload_of(raw: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, BaseModel):
+        return raw.model_dump(mode="json", exclude_none=True)
+    return dict(raw)
+
+
+def record_key(payload: dict[str, Any]) -> str:
+    """A stable hash of a payload: the same payload always quarantines under the same key."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+# -- payouts ---------------------------------------------------------------------------------------
+
+
+def normalize_payouts(
+    raws: Iterable[Payout | dict[str, Any]],
+) -> tuple[list[PayoutRow], list[Rejected]]:
+    rows: dict[str, PayoutRow] = {}
+    rejects: list[Rejected] = []
+    for raw in raws:
+        payload = payload_of(raw)
+        try:
+            row = _payout_row(raw)
+        except (_Refused, ValidationError, MoneyError) as exc:
+            rejects.append(Rejected("payouts", record_key(payload), _reason(exc), payload))
+            continue
+        rows[row.payout_reference_id] = row
+    return sorted(rows.values(), key=lambda r: r.payout_reference_id), rejects
+
+
+def _payout_row(raw: Payout | dict[str, Any]) -> PayoutRow:
+    payout = raw if isinstance(raw, Payout) else Payout.model_validate(raw)
+    if not payout.payout_reference_id:
+        # Before 2019-05-15 Meta had no reference; without one no transaction can be tied to it.
+        raise _Refused("payout without payout_reference_id: its transactions cannot be matched")
+    to_minor(payout.amount.amount, payout.amount.currency)
+    return PayoutRow(
+        payout_reference_id=payout.payout_reference_id,
+        payout_date=payout.payout_date,
+        status=payout.status,
+        amount=payout.amount.amount,
+        currency=payout.amount.currency,
+        transfer_id=payout.transfer_id,
+    )
+
+
+# -- transactions ----------------------------------------------------------------------------------
+
+
+def normalize_transactions(
+    raws: Iterable[Transaction | dict[str, Any]],
+) -> tuple[list[TransactionRow], list[Rejected]]:
+    """Rows keyed by `transaction_key`; identical payloads seen twice stay two transactions."""
+    rows: list[TransactionRow] = []
+    rejects: list[Rejected] = []
+    seen: Counter[str] = Counter()
+    for raw in raws:
+        payload = payload_of(raw)
+        try:
+            row = _transaction_row(raw, seen)
+        except (_Refused, ValidationError, MoneyError) as exc:
+            rejects.append(_rejected_transaction(raw, payload, _reason(exc)))
+            continue
+        rows.append(row)
+    return rows, rejects
+
+
+def merge_transactions(*batches: list[TransactionRow]) -> list[TransactionRow]:
+    """One row per key across fetches (by window, by payout); a row tied to a payout wins."""
+    merged: dict[str, TransactionRow] = {}
+    for batch in batches:
+        for row in batch:
+            current = merged.get(row.transaction_key)
+            if current is None or (row.payout_reference_id and not current.payout_reference_id):
+                merged[row.transaction_key] = row
+    return sorted(merged.values(), key=lambda r: (r.transaction_date, r.transaction_key))
+
+
+def _transaction_row(raw: Transaction | dict[str, Any], seen: Counter[str]) -> TransactionRow:
+    txn = raw if isinstance(raw, Transaction) else Transaction.model_validate(raw)
+    if txn.transaction_type not in TransactionType.__members__:
+        raise _Refused(f"unknown transaction_type {txn.transaction_type!r}")
+    order_id = txn.resolved_order_id
+    if not order_id:
+        raise _Refused("transaction without an order id")
+    if txn.transaction_date is None:
+        raise _Refused("transaction without transaction_date")
+    if txn.net_payment_amount is None:
+        raise _Refused("transaction without net_payment_amount")
+
+    currency = txn.net_payment_amount.currency
+    net = txn.net_payment_amount.amount
+    fee = txn.processing_fee.amount if txn.processing_fee is not None else ZERO
+    if txn.processing_fee is not None and txn.processing_fee.currency != currency:
+        raise _Refused(f"processing_fee in {txn.processing_fee.currency}, net in {currency}")
+    direction = DIRECTION[TransactionType(txn.transaction_type)]
+    taxes = tuple(_tax_lines(txn, currency, direction))
+    for amount in (net, fee):
+        to_minor(amount, currency)
+
+    key = _transaction_key(txn, order_id, seen)
+    return TransactionRow(
+        transaction_key=key,
+        meta_transaction_id=txn.id,
+        transaction_type=txn.transaction_type,
+        transaction_date=txn.transaction_date,
+        order_id=order_id,
+        merchant_order_id=txn.merchant_order_id
+        or (txn.order_details.merchant_order_id if txn.order_details else None),
+        payout_reference_id=txn.payout_reference_id or None,
+        transfer_id=txn.transfer_id,
+        currency=currency,
+        gross_amount=net - fee,
+        processing_fee=fee,
+        net_amount=net,
+        tax_amount=sum((line.tax_amount for line in taxes), ZERO),
+        tax_rate=txn.tax_rate,
+        taxes=taxes,
+    )
+
+
+def _tax_lines(txn: Transaction, currency: str, direction: int) -> Iterable[TaxLine]:
+    for detail in txn.tax_details:
+        if detail.item_tax_amount is None:
+            raise _Refused("tax detail without item_tax_amount")
+        if detail.item_tax_amount.currency != currency:
+            raise _Refused(f"tax in {detail.item_tax_amount.currency}, transaction in {currency}")
+        to_minor(detail.item_tax_amount.amount, currency)
+        yield TaxLine(
+            tax_category=detail.tax_category or "UNSPECIFIED",
+            jurisdiction=detail.jurisdiction or "UNSPECIFIED",
+            imposition=detail.imposition or "UNSPECIFIED",
+            item_tax_rate=detail.item_tax_rate,
+            tax_amount=direction * abs(detail.item_tax_amount.amount),
+            currency=currency,
+        )
+
+
+def _transaction_key(txn: Transaction, order_id: str, seen: Counter[str]) -> str:
+    """Meta's id when it sends one; otherwise a hash of the fields that never change later.
+
+    payout_reference_id and transfer_id are left out on purpose: Meta fills them in after the
+    transaction first appears, and the row must keep its key when that happens.
+    """
+    if txn.id and len(txn.id) <= 76:
+        return f"id:{txn.id}"
+    fee = txn.processing_fee.amount if txn.processing_fee is not None else ZERO
+    material = "|".join(
+        (
+            order_id,
+            txn.transaction_type,
+            txn.transaction_date.isoformat() if txn.transaction_date else "",
+            str(txn.net_payment_amount.amount if txn.net_payment_amount else ""),
+            str(fee),
+            ",".join(f"{item.id}x{item.quantity}" for item in txn.items),
+        )
+    )
+    base = hashlib.sha256(material.encode()).hexdigest()[:40]
+    occurrence = seen[base]
+    seen[base] += 1
+    return f"h:{base}:{occurrence}"
+
+
+def _rejected_transaction(
+    raw: Transaction | dict[str, Any], payload: dict[str, Any], reason: str
+) -> Rejected:
+    """Keep what the payout check needs (payout, net) even from a transaction we refuse."""
+    net = payload.get("net_payment_amount") or {}
+    amount = net.get("amount") if isinstance(net, dict) else None
+    try:
+        net_amount = Decimal(str(amount)) if amount is not None else None
+    except ArithmeticError:
+        net_amount = None
+    return Rejected(
+        source="transactions",
+        record_key=record_key(payload),
+        reason=reason,
+        payload=payload,
+        payout_reference_id=payload.get("payout_reference_id") or None,
+        net_amount=net_amount,
+        currency=net.get("currency") if isinstance(net, dict) else None,
+    )
+
+
+# -- order payments --------------------------------------------------------------------------------
+
+
+def normalize_payments(
+    order_id: str, raws: Iterable[OrderPayment | dict[str, Any]]
+) -> tuple[list[PaymentRow], list[Rejected]]:
+    rows: list[PaymentRow] = []
+    rejects: list[Rejected] = []
+    for raw in raws:
+        payload = payload_of(raw)
+        try:
+            rows.append(_payment_row(order_id, raw))
+        except (_Refused, ValidationError, MoneyError) as exc:
+            payload = payload | {"order_id": order_id}
+            rejects.append(Rejected("payments", record_key(payload), _reason(exc), payload))
+    return rows, rejects
+
+
+def _payment_row(order_id: str, raw: OrderPayment | dict[str, Any]) -> PaymentRow:
+    payment = raw if isinstance(raw, OrderPayment) else OrderPayment.model_validate(raw)
+    if payment.total_amount is None:
+        raise _Refused("payment without total_amount")
+    currency = payment.total_amount.currency
+    items = payment.subtotal.items if payment.subtotal and payment.subtotal.items else None
+    shipping = payment.subtotal.shipping if payment.subtotal and payment.subtotal.shipping else None
+    amounts = [m for m in (items, shipping, payment.tax) if m is not None]
+    if any(m.currency != currency for m in amounts):
+        raise _Refused("payment amounts in more than one currency")
+
+    allocations = tuple(
+        AllocationRow(
+            item_id=item.id,
+            promotion_id=allocation.promotion_id,
+            allocation_amount=allocation.allocation_amount.amount,
+            currency=allocation.allocation_amount.currency,
+        )
+        for item in payment.items
+        for allocation in item.promotion_allocations
+    )
+    if any(a.currency != currency for a in allocations):
+        raise _Refused("promotion allocation in another currency than the payment")
+    row = PaymentRow(
+        payment_id=payment.id,
+        order_id=order_id,
+        items_amount=items.amount if items else ZERO,
+        shipping_amount=shipping.amount if shipping else ZERO,
+        tax_amount=payment.tax.amount if payment.tax else ZERO,
+        total_amount=payment.total_amount.amount,
+        promotion_allocation_amount=sum((a.allocation_amount for a in allocations), ZERO),
+        currency=currency,
+        tax_remitted=payment.tax_remitted,
+        captured=payment.captured,
+        shipment_ids=tuple(s.id or s.external_shipment_id or "" for s in payment.shipments),
+        allocations=allocations,
+    )
+    for amount in (row.items_amount, row.shipping_amount, row.tax_amount, row.total_amount):
+        to_minor(amount, currency)
+    return row
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        return f"invalid payload at {where}: {first['msg']}"
+    return str(exc)
