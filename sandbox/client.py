@@ -53,3 +53,32 @@ class SandboxAdmin:
 
     def rotate_token(self, shop_id: str) -> str:
         return self.call("POST", f"/shops/{shop_id}/rotate_token")["access_token"]
+
+    # -- catalog domain (sandbox/catalog) -------------------------------------------------------
+
+    def catalog_items(self, shop_id: str) -> dict[str, Any]:
+        """{"count": n, "items": [{id, retailer_id, data, feed_id, review_status, errors}]}"""
+        return self.call("GET", f"/catalog/{shop_id}/items")
+
+    def set_catalog_faults(self, shop_id: str, **faults: Any) -> None:
+        """partial_failure_share, partial_failure_reason, handle_error, extra_upload_polls."""
+        self.call("POST", f"/catalog/{shop_id}/faults", json=faults)
+
+    def clear_catalog_faults(self, shop_id: str) -> None:
+        self.call("DELETE", f"/catalog/{shop_id}/faults")
+
+    def add_item_issue(self, shop_id: str, retailer_id: str, **issue: Any) -> None:
+        """A Meta-side review issue on an item (default: image too small, clears on a new
+        image_link)."""
+        self.call("POST", f"/catalog/{shop_id}/items/{retailer_id}/issues", json=issue)
+
+    def settle_catalog(self, shop_id: str) -> None:
+        self.call("POST", f"/catalog/{shop_id}/settle")
+
+    def catalog_settings(self, **settings: Any) -> None:
+        """CatalogSettings values, plus batch_handle_steps / upload_session_steps."""
+        self.call("POST", "/catalog/settings", json=settings)
+
+    def host_feed_file(self, url: str, content: str) -> None:
+        """Content the sandbox serves for a `url=` feed upload (it never uses the network)."""
+        self.call("POST", "/catalog/files", json={"url": url, "content": content})
