@@ -1,0 +1,110 @@
+"""metasync's own order tables (the OMS keeps its orders in its own database).
+
+* ``order_map``          (shop, Meta order id) -> OMS order id and reference; what happened to it.
+* ``order_acks``         every acknowledgement batch outcome per order, with its idempotency key.
+* ``order_issues``       orders that need a person: why (a code), what we did (a policy action).
+* ``order_change_sync``  per OMS change: was it sent to Meta, with which key, what Meta said.
+* ``order_watermarks``   per shop and stream, how far Meta-side changes have been pulled.
+
+The seller-issue table of the catalog is keyed by retailer_id; an order problem is keyed by the
+order, so orders keep their own table with the same spirit (reason + call to action).
+"""
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from resources.db.schema import metadata
+from resources.db.types import UtcDateTime
+
+order_map = Table(
+    "order_map",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("meta_order_id", String(64), primary_key=True),
+    Column("oms_order_id", Integer, nullable=True),
+    Column("merchant_order_reference", String(64), nullable=True),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        comment="imported | acknowledged | issue | cancelled_on_meta",
+    ),
+    Column("meta_created_at", UtcDateTime, nullable=True),
+    Column("meta_last_updated", UtcDateTime, nullable=True),
+    Column("imported_at", UtcDateTime, nullable=True),
+    Column("acknowledged_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_order_map_shop_state", "shop_id", "state"),
+    Index("ix_order_map_oms", "shop_id", "oms_order_id"),
+)
+
+order_acks = Table(
+    "order_acks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("meta_order_id", String(64), nullable=False),
+    Column("idempotency_key", String(80), nullable=False),
+    Column("merchant_order_reference", String(64), nullable=True),
+    Column("state", String(24), nullable=True, comment="Meta's state after the ack"),
+    Column("error_code", Integer, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("acked_at", UtcDateTime, nullable=False),
+    UniqueConstraint("idempotency_key", "meta_order_id", name="uq_order_acks_key_order"),
+)
+
+order_issues = Table(
+    "order_issues",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("meta_order_id", String(64), nullable=False),
+    Column("code", String(64), nullable=False, comment="import issue code or Meta error code"),
+    Column("reason", Text, nullable=False),
+    Column("call_to_action", Text, nullable=False),
+    Column("action_taken", String(32), nullable=False, comment="held | cancelled_on_meta | ..."),
+    Column("admin_url", Text, nullable=True),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    UniqueConstraint("shop_id", "meta_order_id", "code", name="uq_order_issue"),
+)
+
+order_change_sync = Table(
+    "order_change_sync",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("oms_change_id", Integer, primary_key=True),
+    Column("meta_order_id", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("idempotency_key", String(80), nullable=False),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="synced | retry | gave_up | issue | skipped",
+    ),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error_code", Integer, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("response", JSON, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_order_change_sync_status", "shop_id", "status"),
+)
+
+order_watermarks = Table(
+    "order_watermarks",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("stream", String(32), primary_key=True, comment="meta_changes | meta_returns"),
+    Column("watermark", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
