@@ -82,3 +82,10 @@ class SandboxAdmin:
     def host_feed_file(self, url: str, content: str) -> None:
         """Content the sandbox serves for a `url=` feed upload (it never uses the network)."""
         self.call("POST", "/catalog/files", json={"url": url, "content": content})
+
+    # -- conversions domain (sandbox/conversions) -----------------------------------------------
+
+    def conversion_events(self, shop_id: str) -> dict[str, Any]:
+        """{"events_received": n, "duplicates_dropped": n, "events": [...]} for the shop's
+        pixel."""
+        return self.call("GET", f"/conversions/{shop_id}/events")
