@@ -89,3 +89,55 @@ class SandboxAdmin:
         """{"events_received": n, "duplicates_dropped": n, "events": [...]} for the shop's
         pixel."""
         return self.call("GET", f"/conversions/{shop_id}/events")
+
+    # -- orders and finance domains ---------------------------------------------------------------
+
+    def place_orders(
+        self, shop_id: str, orders: list[dict[str, Any]] | None = None, **generate: Any
+    ) -> list[dict[str, Any]]:
+        """Create the given orders, or generate some: place_orders("acme", count=5, seed=1)."""
+        body: dict[str, Any] = {"orders": orders} if orders else {}
+        if generate:
+            body["generate"] = generate
+        return self.call("POST", f"/shops/{shop_id}/orders", json=body)["orders"]
+
+    def order_state(self, shop_id: str, order_id: str) -> dict[str, Any]:
+        """The order as Graph renders it plus the sandbox's internal counters."""
+        return self.call("GET", f"/shops/{shop_id}/orders/{order_id}")
+
+    def open_return(
+        self, shop_id: str, order_id: str, items: list[dict[str, Any]], message: str | None = None
+    ) -> dict[str, Any]:
+        return self.call(
+            "POST",
+            f"/shops/{shop_id}/orders/{order_id}/returns",
+            json={"items": items, "message": message},
+        )
+
+    def meta_cancel(self, shop_id: str, order_id: str, **spec: Any) -> dict[str, Any]:
+        return self.call("POST", f"/shops/{shop_id}/orders/{order_id}/meta_cancel", json=spec)
+
+    def meta_refund(self, shop_id: str, order_id: str, **spec: Any) -> dict[str, Any]:
+        return self.call("POST", f"/shops/{shop_id}/orders/{order_id}/meta_refund", json=spec)
+
+    def capture_payments(self, shop_id: str, order_id: str) -> int:
+        return self.call("POST", f"/shops/{shop_id}/orders/{order_id}/capture")["captured"]
+
+    def configure_orders(self, **settings: Any) -> dict[str, Any]:
+        return self.call("POST", "/orders/config", json=settings)
+
+    def configure_finance(self, **settings: Any) -> dict[str, Any]:
+        return self.call("POST", "/finance/config", json=settings)
+
+    def inject_transaction(
+        self,
+        shop_id: str,
+        transaction_type: str = "MYSTERY_ADJUSTMENT",
+        amount: str = "1.00",
+        order_id: str | None = None,
+    ) -> dict[str, Any]:
+        return self.call(
+            "POST",
+            f"/shops/{shop_id}/finance/transactions",
+            json={"transaction_type": transaction_type, "amount": amount, "order_id": order_id},
+        )

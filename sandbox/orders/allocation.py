@@ -10,6 +10,7 @@ or cancellation event): cumulative truncation, floor(D x k / Q) after k of Q uni
 unit takes the remainder (documented).
 """
 
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 # ISO 4217 currencies without minor units; everything else has two decimals.
@@ -83,10 +84,8 @@ def tax_on(base: int, rate: Decimal) -> int:
     return int((Decimal(base) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def business_days_after(day, count: int):
+def business_days_after(day: date, count: int) -> date:
     """The date `count` business days (Mon-Fri) after `day`."""
-    from datetime import timedelta
-
     current = day
     remaining = count
     while remaining > 0:
