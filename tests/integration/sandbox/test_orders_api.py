@@ -302,3 +302,21 @@ def test_returns_accept_and_refund(shop, sandbox_admin):
     )
     (ret,) = api.list_returns(order_id)
     assert ret.return_status == "REFUNDED" and ret.merchant_return_id == "RMA-1"
+
+
+def test_processing_orders_and_meta_side_cancellation(shop, sandbox_admin):
+    """Orders wait in FB_PROCESSING until the clock passes; a Meta-side cancellation shows up
+    under state=COMPLETED with has_cancellations, as the Meta-changes poll expects."""
+    _, api = shop
+    sandbox_admin.configure_orders(processing_seconds=600)
+    order_id = place(sandbox_admin, **TWO_LINES)
+    assert list(api.list_orders()) == []
+    assert [o.id for o in api.list_orders(states=("FB_PROCESSING",))] == [order_id]
+    sandbox_admin.advance_clock(601)
+    assert [o.id for o in api.list_orders()] == [order_id]
+
+    sandbox_admin.meta_cancel("acme", order_id)
+    found = api.list_orders(states=("COMPLETED",), filters=["HAS_CANCELLATIONS"])
+    assert [o.id for o in found] == [order_id]
+    (cancellation,) = api.list_cancellations(order_id)
+    assert cancellation.cancel_reason.reason_code == "CANCEL_REASON_OTHER"
