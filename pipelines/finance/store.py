@@ -1,0 +1,558 @@
+"""Reads and writes of the finance tables: partition replaces, quarantine, staging and publish.
+
+    with db.begin() as conn:                      # one transaction per partition load
+        replace_transactions(conn, "acme", day, window_start, window_end, rows)
+        record_quarantine(conn, "acme", day, rejects)
+    stage_reconciliation(db, "acme", result, checks_passed=True)
+    publish_reconciliation(db, "acme")            # analyst tables replaced in one transaction
+
+Every replace deletes what the partition owns and inserts the new rows inside the caller's
+transaction, so a rerun or a backfill of a day leaves the tables as one clean load would.
+"""
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
+
+from pipelines.finance.money import ZERO, to_minor
+from pipelines.finance.normalize import (
+    AllocationRow,
+    PaymentRow,
+    PayoutRow,
+    Rejected,
+    TaxLine,
+    TransactionRow,
+)
+from pipelines.finance.reconcile import ShopReconciliation
+from resources.db import MetasyncDatabase
+from resources.db.finance_tables import (
+    ANALYST_TABLES,
+    finance_daily_settlement,
+    finance_order_payments,
+    finance_order_reconciliation,
+    finance_partition_loads,
+    finance_payment_allocations,
+    finance_payout_adjustments,
+    finance_payout_reconciliation,
+    finance_payouts,
+    finance_quarantine,
+    finance_reconciliation_runs,
+    finance_reconciliation_staging,
+    finance_tax_summary,
+    finance_transaction_taxes,
+    finance_transactions,
+)
+from resources.db.types import ExactDecimal, UtcDateTime, utcnow
+
+# -- generic row building --------------------------------------------------------------------------
+
+
+def table_values(table: Table, record: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Column values for `table` from a record: typed from text, `*_minor` twins computed."""
+    values = dict(record) | extra
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name.endswith("_minor"):
+            continue
+        if column.name not in values:
+            continue
+        row[column.name] = _typed(column.type, values[column.name])
+    currency = row.get("currency")
+    for column in table.columns:
+        base = column.name.removesuffix("_minor")
+        if column.name.endswith("_minor") and base in row and row[base] is not None:
+            row[column.name] = to_minor(row[base], currency)
+    return row
+
+
+def _typed(column_type: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column_type, ExactDecimal):
+        return Decimal(str(value))
+    if isinstance(column_type, UtcDateTime) and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if isinstance(value, str) and _python_type(column_type) is date:
+        return date.fromisoformat(value)
+    return value
+
+
+def _python_type(column_type: Any) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def to_record(row: Any) -> dict[str, Any]:
+    """A dataclass as JSON-safe values (Decimal and dates as text), for staging."""
+    return json.loads(json.dumps(dataclasses.asdict(row), default=_json_default))
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot stage {type(value).__name__}")
+
+
+# -- loaded tables: replace per partition ----------------------------------------------------------
+
+
+def replace_payouts(
+    conn: Connection, shop_id: str, partition_date: date, rows: Sequence[PayoutRow]
+) -> int:
+    refs = [row.payout_reference_id for row in rows]
+    conn.execute(
+        delete(finance_payouts).where(
+            finance_payouts.c.shop_id == shop_id,
+            or_(
+                finance_payouts.c.partition_date == partition_date,
+                finance_payouts.c.payout_reference_id.in_(refs),
+            ),
+        )
+    )
+    now = utcnow()
+    for row in rows:
+        record = dataclasses.asdict(row)
+        conn.execute(
+            finance_payouts.insert().values(
+                **table_values(
+                    finance_payouts, record, shop_id=shop_id, partition_date=partition_date,
+                    loaded_at=now,
+                )
+            )
+        )
+    return len(rows)
+
+
+def replace_transactions(
+    conn: Connection,
+    shop_id: str,
+    partition_date: date,
+    window_start: date,
+    window_end: date,
+    rows: Sequence[TransactionRow],
+) -> int:
+    """Replace the shop's transactions dated in the window, and any row re-fetched by payout."""
+    keys = [row.transaction_key for row in rows]
+    owned = and_(
+        finance_transactions.c.shop_id == shop_id,
+        or_(
+            finance_transactions.c.transaction_day.between(window_start, window_end),
+            finance_transactions.c.transaction_key.in_(keys),
+        ),
+    )
+    stale_keys = select(finance_transactions.c.transaction_key).where(owned)
+    conn.execute(
+        delete(finance_transaction_taxes).where(
+            finance_transaction_taxes.c.shop_id == shop_id,
+            finance_transaction_taxes.c.transaction_key.in_(stale_keys),
+        )
+    )
+    conn.execute(delete(finance_transactions).where(owned))
+
+    now = utcnow()
+    for row in rows:
+        record = dataclasses.asdict(row)
+        record.pop("taxes")
+        conn.execute(
+            finance_transactions.insert().values(
+                **table_values(
+                    finance_transactions, record, shop_id=shop_id, partition_date=partition_date,
+                    transaction_day=row.transaction_day, loaded_at=now,
+                )
+            )
+        )
+        for line_no, line in enumerate(row.taxes):
+            conn.execute(
+                finance_transaction_taxes.insert().values(
+                    **table_values(
+                        finance_transaction_taxes, dataclasses.asdict(line), shop_id=shop_id,
+                        transaction_key=row.transaction_key, line_no=line_no,
+                    )
+                )
+            )
+    return len(rows)
+
+
+def replace_payments(
+    conn: Connection,
+    shop_id: str,
+    partition_date: date,
+    order_ids: Iterable[str],
+    rows: Sequence[PaymentRow],
+) -> int:
+    """Replace every payment (and allocation) of the given orders."""
+    order_ids = sorted(set(order_ids))
+    for table in (finance_payment_allocations, finance_order_payments):
+        conn.execute(
+            delete(table).where(table.c.shop_id == shop_id, table.c.order_id.in_(order_ids))
+        )
+    now = utcnow()
+    for row in rows:
+        record = dataclasses.asdict(row)
+        allocations = record.pop("allocations")
+        record["shipment_ids"] = list(row.shipment_ids)
+        conn.execute(
+            finance_order_payments.insert().values(
+                **table_values(
+                    finance_order_payments, record, shop_id=shop_id,
+                    partition_date=partition_date, loaded_at=now,
+                )
+            )
+        )
+        for allocation in _merge_allocations(allocations):
+            conn.execute(
+                finance_payment_allocations.insert().values(
+                    **table_values(
+                        finance_payment_allocations, allocation, shop_id=shop_id,
+                        payment_id=row.payment_id, order_id=row.order_id,
+                    )
+                )
+            )
+    return len(rows)
+
+
+def _merge_allocations(allocations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (item, promotion): Meta may split an allocation over several entries."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for allocation in allocations:
+        key = (allocation["item_id"], allocation["promotion_id"])
+        if key in merged:
+            merged[key]["allocation_amount"] += allocation["allocation_amount"]
+        else:
+            merged[key] = dict(allocation)
+    return list(merged.values())
+
+
+def record_quarantine(
+    conn: Connection, shop_id: str, partition_date: date, source: str, rejects: Sequence[Rejected]
+) -> int:
+    """Upsert what this partition refused from one source; acknowledgements survive reloads."""
+    now = utcnow()
+    seen = set()
+    for reject in rejects:
+        seen.add((reject.source, reject.record_key))
+        values = {
+            "partition_date": partition_date,
+            "reason": reject.reason,
+            "payout_reference_id": reject.payout_reference_id,
+            "net_amount": reject.net_amount,
+            "currency": reject.currency,
+            "payload": reject.payload,
+        }
+        where = and_(
+            finance_quarantine.c.shop_id == shop_id,
+            finance_quarantine.c.source == reject.source,
+            finance_quarantine.c.record_key == reject.record_key,
+        )
+        if conn.execute(select(finance_quarantine.c.quarantine_id).where(where)).first():
+            conn.execute(update(finance_quarantine).where(where).values(**values))
+        else:
+            conn.execute(
+                finance_quarantine.insert().values(
+                    shop_id=shop_id,
+                    source=reject.source,
+                    record_key=reject.record_key,
+                    detected_at=now,
+                    **values,
+                )
+            )
+    # Open records of this partition that the re-pull no longer sees are gone from Meta's side.
+    existing = conn.execute(
+        select(
+            finance_quarantine.c.quarantine_id,
+            finance_quarantine.c.source,
+            finance_quarantine.c.record_key,
+        ).where(
+            finance_quarantine.c.shop_id == shop_id,
+            finance_quarantine.c.partition_date == partition_date,
+            finance_quarantine.c.source == source,
+            finance_quarantine.c.acknowledged_at.is_(None),
+        )
+    ).all()
+    gone = [row.quarantine_id for row in existing if (row.source, row.record_key) not in seen]
+    if gone:
+        conn.execute(delete(finance_quarantine).where(finance_quarantine.c.quarantine_id.in_(gone)))
+    return len(rejects)
+
+
+def acknowledge_quarantine(
+    db: MetasyncDatabase, shop_id: str, quarantine_ids: Iterable[int], by: str, note: str
+) -> int:
+    """Mark quarantined records as seen and decided; returns how many were acknowledged."""
+    with db.begin() as conn:
+        result = conn.execute(
+            update(finance_quarantine)
+            .where(
+                finance_quarantine.c.shop_id == shop_id,
+                finance_quarantine.c.quarantine_id.in_(list(quarantine_ids)),
+            )
+            .values(acknowledged_at=utcnow(), acknowledged_by=by, acknowledgement_note=note)
+        )
+    return result.rowcount
+
+
+def open_quarantine(conn: Connection, shop_id: str) -> list[Any]:
+    return conn.execute(
+        select(finance_quarantine)
+        .where(
+            finance_quarantine.c.shop_id == shop_id,
+            finance_quarantine.c.acknowledged_at.is_(None),
+        )
+        .order_by(finance_quarantine.c.quarantine_id)
+    ).all()
+
+
+def record_load(
+    conn: Connection,
+    shop_id: str,
+    partition_date: date,
+    window_start: date,
+    window_end: date,
+    **counts: int,
+) -> None:
+    """Note what a load step did for a partition (each step sets its own counts)."""
+    where = and_(
+        finance_partition_loads.c.shop_id == shop_id,
+        finance_partition_loads.c.partition_date == partition_date,
+    )
+    values = {"window_start": window_start, "window_end": window_end, "loaded_at": utcnow()}
+    if conn.execute(select(finance_partition_loads.c.shop_id).where(where)).first():
+        conn.execute(update(finance_partition_loads).where(where).values(**values, **counts))
+        return
+    empty = dict.fromkeys(
+        ("payouts_loaded", "transactions_loaded", "payments_loaded", "quarantined"), 0
+    )
+    conn.execute(
+        finance_partition_loads.insert().values(
+            shop_id=shop_id, partition_date=partition_date, **values, **(empty | counts)
+        )
+    )
+
+
+def quarantined_in_partition(conn: Connection, shop_id: str, partition_date: date) -> int:
+    return conn.execute(
+        select(func.count()).where(
+            finance_quarantine.c.shop_id == shop_id,
+            finance_quarantine.c.partition_date == partition_date,
+        )
+    ).scalar_one()
+
+
+# -- reading the loaded tables back ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedFinance:
+    as_of: date | None
+    payouts: list[PayoutRow]
+    transactions: list[TransactionRow]
+    payments: list[PaymentRow]
+    quarantined: list[Rejected]
+
+
+def read_loaded(db: MetasyncDatabase, shop_id: str) -> LoadedFinance:
+    """Everything loaded for a shop, as the rows the pure reconciliation takes."""
+    with db.begin() as conn:
+        as_of = conn.execute(
+            select(func.max(finance_partition_loads.c.partition_date)).where(
+                finance_partition_loads.c.shop_id == shop_id
+            )
+        ).scalar()
+        payouts = [_payout(r) for r in _rows(conn, finance_payouts, shop_id)]
+        taxes = _taxes_by_key(conn, shop_id)
+        transactions = [
+            _transaction(r, taxes.get(r.transaction_key, ()))
+            for r in _rows(conn, finance_transactions, shop_id)
+        ]
+        allocations = _allocations_by_payment(conn, shop_id)
+        payments = [
+            _payment(r, allocations.get(r.payment_id, ()))
+            for r in _rows(conn, finance_order_payments, shop_id)
+        ]
+        quarantined = [_reject(r) for r in _rows(conn, finance_quarantine, shop_id)]
+    return LoadedFinance(
+        as_of=_as_date(as_of),
+        payouts=payouts,
+        transactions=sorted(transactions, key=lambda t: (t.transaction_date, t.transaction_key)),
+        payments=payments,
+        quarantined=quarantined,
+    )
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _rows(conn: Connection, table: Table, shop_id: str) -> list[Any]:
+    order = [column for column in table.primary_key.columns]
+    return conn.execute(select(table).where(table.c.shop_id == shop_id).order_by(*order)).all()
+
+
+def _payout(r: Any) -> PayoutRow:
+    return PayoutRow(
+        r.payout_reference_id, r.payout_date, r.status, r.amount, r.currency, r.transfer_id
+    )
+
+
+def _taxes_by_key(conn: Connection, shop_id: str) -> dict[str, tuple[TaxLine, ...]]:
+    by_key: dict[str, list[TaxLine]] = {}
+    for r in _rows(conn, finance_transaction_taxes, shop_id):
+        by_key.setdefault(r.transaction_key, []).append(
+            TaxLine(
+                r.tax_category, r.jurisdiction, r.imposition, r.item_tax_rate, r.tax_amount,
+                r.currency,
+            )
+        )
+    return {key: tuple(lines) for key, lines in by_key.items()}
+
+
+def _transaction(r: Any, taxes: tuple[TaxLine, ...]) -> TransactionRow:
+    return TransactionRow(
+        transaction_key=r.transaction_key,
+        meta_transaction_id=r.meta_transaction_id,
+        transaction_type=r.transaction_type,
+        transaction_date=r.transaction_date,
+        order_id=r.order_id,
+        merchant_order_id=r.merchant_order_id,
+        payout_reference_id=r.payout_reference_id,
+        transfer_id=r.transfer_id,
+        currency=r.currency,
+        gross_amount=r.gross_amount,
+        processing_fee=r.processing_fee,
+        net_amount=r.net_amount,
+        tax_amount=r.tax_amount,
+        tax_rate=r.tax_rate,
+        taxes=taxes,
+    )
+
+
+def _allocations_by_payment(conn: Connection, shop_id: str) -> dict[str, tuple]:
+    by_payment: dict[str, list[AllocationRow]] = {}
+    for r in _rows(conn, finance_payment_allocations, shop_id):
+        by_payment.setdefault(r.payment_id, []).append(
+            AllocationRow(r.item_id, r.promotion_id, r.allocation_amount, r.currency)
+        )
+    return {key: tuple(rows) for key, rows in by_payment.items()}
+
+
+def _payment(r: Any, allocations: tuple[AllocationRow, ...]) -> PaymentRow:
+    return PaymentRow(
+        payment_id=r.payment_id,
+        order_id=r.order_id,
+        items_amount=r.items_amount,
+        shipping_amount=r.shipping_amount,
+        tax_amount=r.tax_amount,
+        total_amount=r.total_amount,
+        promotion_allocation_amount=r.promotion_allocation_amount,
+        currency=r.currency,
+        tax_remitted=r.tax_remitted,
+        captured=r.captured,
+        shipment_ids=tuple(r.shipment_ids or ()),
+        allocations=allocations,
+    )
+
+
+def _reject(r: Any) -> Rejected:
+    return Rejected(
+        r.source, r.record_key, r.reason, r.payload, r.payout_reference_id, r.net_amount,
+        r.currency,
+    )
+
+
+# -- staging and publishing the analyst tables -----------------------------------------------------
+
+_STAGED_PARTS = (
+    ("orders", finance_order_reconciliation),
+    ("payouts", finance_payout_reconciliation),
+    ("adjustments", finance_payout_adjustments),
+    ("daily", finance_daily_settlement),
+    ("taxes", finance_tax_summary),
+)
+
+
+def stage_reconciliation(
+    db: MetasyncDatabase, shop_id: str, result: ShopReconciliation, *, checks_passed: bool
+) -> None:
+    payload = {
+        "mismatch_rate": result.mismatch_rate,
+        "unbalanced_payouts": len(result.unbalanced_payouts),
+        **{part: [to_record(row) for row in getattr(result, part)] for part, _ in _STAGED_PARTS},
+    }
+    values = {
+        "as_of_date": result.as_of_date,
+        "computed_at": utcnow(),
+        "checks_passed": checks_passed,
+        "payload": payload,
+        "published_at": None,
+    }
+    with db.begin() as conn:
+        conn.execute(
+            delete(finance_reconciliation_staging).where(
+                finance_reconciliation_staging.c.shop_id == shop_id
+            )
+        )
+        conn.execute(finance_reconciliation_staging.insert().values(shop_id=shop_id, **values))
+
+
+class PublishRefused(RuntimeError):
+    """The staged reconciliation failed its blocking checks; analyst tables stay as they were."""
+
+
+def publish_reconciliation(db: MetasyncDatabase, shop_id: str) -> dict[str, int]:
+    """Replace the shop's analyst rows with the staged reconciliation, in one transaction."""
+    with db.begin() as conn:
+        staged = conn.execute(
+            select(finance_reconciliation_staging).where(
+                finance_reconciliation_staging.c.shop_id == shop_id
+            )
+        ).first()
+        if staged is None:
+            raise PublishRefused(f"shop {shop_id}: nothing staged; materialize the staging first")
+        if not staged.checks_passed:
+            raise PublishRefused(
+                f"shop {shop_id}: the staged reconciliation failed its blocking checks"
+            )
+        counts = {}
+        for table in ANALYST_TABLES:
+            conn.execute(delete(table).where(table.c.shop_id == shop_id))
+        for part, table in _STAGED_PARTS:
+            records = staged.payload[part]
+            for record in records:
+                conn.execute(table.insert().values(**table_values(table, record, shop_id=shop_id)))
+            counts[table.name] = len(records)
+        now = utcnow()
+        conn.execute(
+            update(finance_reconciliation_staging)
+            .where(finance_reconciliation_staging.c.shop_id == shop_id)
+            .values(published_at=now)
+        )
+        conn.execute(
+            finance_reconciliation_runs.insert().values(
+                shop_id=shop_id,
+                published_at=now,
+                as_of_date=staged.as_of_date,
+                orders=counts[finance_order_reconciliation.name],
+                mismatch_rate=staged.payload["mismatch_rate"],
+                unbalanced_payouts=staged.payload["unbalanced_payouts"],
+            )
+        )
+    return counts
+
+
+def totals_by_currency(rows: Iterable[Any], amount: str) -> dict[str, str]:
+    """{currency: total} of one money attribute, as text for Dagster metadata."""
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        totals[row.currency] = totals.get(row.currency, ZERO) + getattr(row, amount)
+    return {currency: format(total, "f") for currency, total in sorted(totals.items())}

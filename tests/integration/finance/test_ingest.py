@@ -1,0 +1,220 @@
+"""ingest_finance against a fake finance Graph and the reference OMS, on SQLite and Postgres:
+idempotent partition loads, quarantine that never stops the run, gated publishing."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from pipelines.finance import store
+from pipelines.finance.ingest import FinanceSettings, ingest_finance
+from resources.db import MetasyncDatabase
+from resources.db.finance_tables import (
+    FINANCE_TABLES,
+    finance_order_reconciliation,
+    finance_payout_reconciliation,
+    finance_quarantine,
+)
+from resources.oms.adapter import OmsAdapter
+from resources.shops import ShopRegistry, TokenVault
+from tests.integration.finance.fakes import (
+    FakeFinanceGraph,
+    FakeMetasync,
+    at,
+    money,
+    register_shop,
+    shipped_oms_order,
+)
+
+DAY = datetime.now(UTC).date() - timedelta(days=20)
+VOLATILE = {"loaded_at", "partition_date", "detected_at", "computed_at", "published_at"}
+
+
+def sale(order_id, net, fee, day=DAY, payout="P1", kind="SALE"):
+    return {
+        "transaction_type": kind,
+        "transaction_date": at(day),
+        "order_id": order_id,
+        "processing_fee": money(fee),
+        "net_payment_amount": money(net),
+        "payout_reference_id": payout,
+        "tax_details": {
+            "data": [
+                {
+                    "tax_category": "FBMP_OTHER_TAXABLE",
+                    "jurisdiction": "CALIFORNIA",
+                    "imposition": "Sales and Use Tax",
+                    "item_tax_rate": "8%",
+                    "item_tax_amount": money("0.80"),
+                }
+            ]
+        },
+    }
+
+
+def payout(ref, amount, day=DAY):
+    return {
+        "amount": money(amount),
+        "payout_date": at(day, 12),
+        "payout_reference_id": ref,
+        "status": "COMPLETED",
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def env(request, isolated_state):
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{isolated_state / 'metasync.db'}"
+    db = MetasyncDatabase(url)
+    db.create_schema()
+    registry = ShopRegistry(db, TokenVault.from_settings())
+    register_shop(registry)
+    oms = OmsAdapter(f"sqlite:///{isolated_state / 'oms.db'}")
+    oms.create_schema()
+    graph = FakeFinanceGraph()
+    yield FakeMetasync(db, registry, graph), oms, graph
+    oms.dispose()
+    db.dispose()
+
+
+def dump(db: MetasyncDatabase) -> dict[str, list[tuple]]:
+    """Every finance table's rows without load timestamps, to compare two runs (the publish log
+    `finance_reconciliation_runs` grows by design and is left out)."""
+    tables = {}
+    with db.begin() as conn:
+        for table in FINANCE_TABLES:
+            if table.name == "finance_reconciliation_runs":
+                continue
+            columns = [c for c in table.columns if c.name not in VOLATILE]
+            rows = conn.execute(select(*columns).order_by(*table.primary_key.columns)).all()
+            tables[table.name] = [tuple(row) for row in rows]
+    return tables
+
+
+def test_day_loads_reconciles_and_publishes_and_a_rerun_changes_nothing(env):
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1", unit_price="10.00", tax="0.80")
+    graph.transactions = [sale("o1", net="10.47", fee="-0.33")]
+    graph.payouts = [payout("P1", "10.47")]
+    graph.payments["o1"] = []
+
+    summary = ingest_finance(metasync, oms, "acme", DAY)
+
+    assert (summary.payouts_loaded, summary.transactions_loaded, summary.published) == (1, 1, True)
+    assert summary.order_statuses["matched"] == 1
+    first = dump(metasync.db())
+    assert len(first["finance_order_reconciliation"]) == 1
+    with metasync.db().begin() as conn:
+        p1 = conn.execute(select(finance_payout_reconciliation)).one()
+    assert (p1.status, p1.transactions_net, p1.difference) == ("balanced", Decimal("10.47"), 0)
+
+    ingest_finance(metasync, oms, "acme", DAY)
+    assert dump(metasync.db()) == first
+
+
+def test_backfill_of_an_earlier_day_leaves_the_tables_as_they_were(env):
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1")
+    shipped_oms_order(oms, "acme", "o2")
+    before = DAY - timedelta(days=1)
+    graph.transactions = [
+        sale("o1", net="10.47", fee="-0.33", day=before, payout="P0"),
+        sale("o2", net="10.47", fee="-0.33", payout="P1"),
+    ]
+    graph.payouts = [payout("P0", "10.47", day=before), payout("P1", "10.47")]
+
+    ingest_finance(metasync, oms, "acme", before)
+    ingest_finance(metasync, oms, "acme", DAY)
+    forward = dump(metasync.db())
+    ingest_finance(metasync, oms, "acme", before)  # a backfill after the later day
+
+    assert dump(metasync.db()) == forward
+    assert len(forward["finance_transactions"]) == 2
+
+
+def test_unknown_transaction_is_quarantined_the_run_goes_on_and_ack_survives_reload(env):
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1", tax="0.80")
+    graph.transactions = [
+        sale("o1", net="10.47", fee="-0.33"),
+        sale("o1", net="1.00", fee="0", kind="LOYALTY_BONUS"),
+    ]
+    graph.payouts = [payout("P1", "11.47")]
+
+    summary = ingest_finance(metasync, oms, "acme", DAY)
+
+    assert summary.quarantined == 1 and summary.published
+    assert summary.gate.open_quarantine == 1
+    db = metasync.db()
+    with db.begin() as conn:
+        (row,) = conn.execute(select(finance_quarantine)).all()
+        p1 = conn.execute(select(finance_payout_reconciliation)).one()
+    assert "LOYALTY_BONUS" in row.reason
+    assert (p1.status, p1.adjustment_amount, p1.difference) == ("adjusted", Decimal("1"), 0)
+
+    assert store.acknowledge_quarantine(db, "acme", [row.quarantine_id], "ana", "bonus ok") == 1
+    again = ingest_finance(metasync, oms, "acme", DAY)
+    assert again.gate.open_quarantine == 0
+    with db.begin() as conn:
+        (row_after,) = conn.execute(select(finance_quarantine)).all()
+    assert row_after.acknowledged_by == "ana"
+
+
+def test_unbalanced_payout_blocks_publishing_and_keeps_the_last_good_tables(env):
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1", tax="0.80")
+    paid_on = DAY - timedelta(days=10)  # the later day loaded puts the payout past Meta's lag
+    graph.transactions = [sale("o1", net="10.47", fee="-0.33", day=paid_on)]
+    graph.payouts = [payout("P1", "10.47", day=paid_on)]
+    ingest_finance(metasync, oms, "acme", paid_on)
+    ingest_finance(metasync, oms, "acme", DAY)
+    published = dump(metasync.db())["finance_order_reconciliation"]
+
+    graph.payouts = [payout("P1", "99.00", day=paid_on)]  # a payout nothing explains
+    summary = ingest_finance(metasync, oms, "acme", paid_on)
+
+    assert not summary.published and summary.gate.unbalanced_payouts == ["P1"]
+    assert dump(metasync.db())["finance_order_reconciliation"] == published
+    with pytest.raises(store.PublishRefused):
+        store.publish_reconciliation(metasync.db(), "acme")
+
+
+def test_missing_and_mismatched_orders_fail_the_mismatch_rate(env):
+    metasync, oms, graph = env
+    for order_id in ("o1", "o2", "o3"):
+        shipped_oms_order(oms, "acme", order_id)
+    graph.transactions = [sale("o1", net="9.67", fee="-0.33"), sale("o9", net="5", fee="0")]
+    graph.payouts = [payout("P1", "14.67")]
+    settings = FinanceSettings(mismatch_rate_threshold=0.5, lag_business_days=0)
+
+    summary = ingest_finance(metasync, oms, "acme", DAY, settings)
+
+    # o2, o3 shipped "now" (after the day loaded), so they wait for Meta; o9 is unknown to the OMS
+    assert summary.order_statuses["missing_in_oms"] == 1
+    assert summary.order_statuses["matched"] == 1
+    with metasync.db().begin() as conn:
+        statuses = dict(
+            conn.execute(
+                select(
+                    finance_order_reconciliation.c.order_id, finance_order_reconciliation.c.status
+                )
+            ).all()
+        )
+    assert statuses == {
+        "o1": "matched",
+        "o2": "pending_payout",
+        "o3": "pending_payout",
+        "o9": "missing_in_oms",
+    }
+    assert summary.published  # 1 of 4 mismatched: under the 0.5 threshold
+
+
+def test_day_window_covers_meta_lag():
+    from pipelines.finance.ingest import Window
+
+    monday = date(2026, 3, 9)
+    window = Window.for_day(monday, FinanceSettings())
+    assert (window.start, window.day) == (date(2026, 3, 4), monday)
