@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.catalog.generator import write_shopify_csv
-from pipelines.catalog.sync import SyncSettings
+from pipelines.catalog.generator import write_shopify_csv, write_woocommerce_csv
+from pipelines.catalog.sync import SyncSettings, read_catalog
 from pipelines.resources import MetasyncResource
 from resources.shops import ShopProfile
 
@@ -23,6 +23,7 @@ class CatalogShop:
     store_file: Path
     metasync: MetasyncResource
     settings: SyncSettings
+    sku_column: str = "Variant SKU"
 
     def rows(self) -> pd.DataFrame:
         return pd.read_csv(self.store_file, dtype=str, keep_default_na=False)
@@ -32,13 +33,23 @@ class CatalogShop:
 
     def edit(self, sku: str, column: str, value: str) -> None:
         frame = self.rows()
-        hits = frame.index[frame["Variant SKU"] == sku]
+        hits = frame.index[frame[self.sku_column] == sku]
         assert len(hits) == 1, f"no single row for SKU {sku}"
         frame.loc[hits[0], column] = value
         self.write(frame)
 
-    def skus(self) -> list[str]:
-        return [s for s in self.rows()["Variant SKU"] if s]
+    def retailer_id(self, sku: str) -> str:
+        """The Meta retailer_id the sync gives the store row holding `sku`."""
+        row = int(self.rows().index[self.rows()[self.sku_column] == sku][0]) + 2
+        items = read_catalog(self.profile, NOW, self.settings).items
+        return str(items.loc[items["source_row"] == row, "retailer_id"].iloc[0])
+
+    def item_skus(self) -> list[str]:
+        """SKUs of store rows that are Meta items (not excluded or rejected)."""
+        rows = self.rows()
+        items = read_catalog(self.profile, NOW, self.settings).items
+        positions = [int(r) - 2 for r in items["source_row"]]
+        return [s for s in rows[self.sku_column].iloc[positions] if s]
 
 
 @pytest.fixture
@@ -55,12 +66,17 @@ def settings() -> SyncSettings:
 def catalog_shop(
     onboard, tmp_path: Path, metasync_db, settings: SyncSettings
 ) -> Callable[..., CatalogShop]:
-    def make(shop_id: str = "acme", products: int = 8, seed: int = 7) -> CatalogShop:
-        store_file = write_shopify_csv(tmp_path / f"{shop_id}.csv", seed=seed, products=products)
-        onboard(shop_id, source_kind="shopify_csv", source_location=str(store_file))
+    def make(
+        shop_id: str = "acme", products: int = 8, seed: int = 7, kind: str = "shopify_csv"
+    ) -> CatalogShop:
+        write = write_shopify_csv if kind == "shopify_csv" else write_woocommerce_csv
+        store_file = write(tmp_path / f"{shop_id}.csv", seed=seed, products=products)
+        onboard(shop_id, source_kind=kind, source_location=str(store_file))
         _admin_template(metasync_db, shop_id)
         metasync = MetasyncResource(database_url=metasync_db.url)
-        return CatalogShop(metasync.registry().get(shop_id), store_file, metasync, settings)
+        sku_column = "Variant SKU" if kind == "shopify_csv" else "SKU"
+        profile = metasync.registry().get(shop_id)
+        return CatalogShop(profile, store_file, metasync, settings, sku_column)
 
     return make
 
@@ -76,3 +92,15 @@ def _admin_template(db, shop_id: str) -> None:
             .where(shops.c.shop_id == shop_id)
             .values(admin_url_template="https://admin.shop.example/products/{product_id}")
         )
+
+
+def sandbox_batches(sandbox, shop_id: str) -> int:
+    """How many items_batch calls the sandbox received for this shop."""
+    from sandbox.catalog.models import catalog_backend
+
+    state = sandbox.state
+    return len(catalog_backend(state).catalog(state.shops[shop_id]).batches)
+
+
+def sandbox_items(sandbox_admin, shop_id: str) -> dict[str, dict]:
+    return {i["retailer_id"]: i for i in sandbox_admin.catalog_items(shop_id)["items"]}
