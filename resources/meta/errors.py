@@ -58,6 +58,11 @@ class GraphValidationError(GraphError):
     """The request was wrong (100 and most other codes): fix the request, do not retry."""
 
 
+class GraphPayloadTooLarge(GraphValidationError):
+    """Code 1 "Please reduce the amount of data...": the same call will fail again; send fewer
+    records per call instead of retrying."""
+
+
 class GraphNotFound(GraphValidationError):
     """The object does not exist or cannot be seen (100/33, 803)."""
 
@@ -114,6 +119,8 @@ def error_from_response(http_status: int, body: Any, retry_after: float | None) 
     error_class = error_class_for(code, subcode, http_status)
     if envelope.get("is_transient") and not issubclass(error_class, GraphTransientError):
         error_class = GraphTransientError
+    if code == 1 and "reduce the amount of data" in str(envelope.get("message", "")):
+        error_class = GraphPayloadTooLarge
     return error_class(
         message=str(envelope.get("message", "")),
         code=code,

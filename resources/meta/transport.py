@@ -220,8 +220,7 @@ class GraphClient:
         if response.is_success and not (isinstance(body, dict) and "error" in body):
             return body if isinstance(body, dict) else {"data": body}
         error = error_from_response(response.status_code, body, self._retry_after(response))
-        error.message = self.redact(error.message)
-        raise error
+        raise self._redacted(error)
 
     def _auth_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         query = {k: _encode_param(v) for k, v in (params or {}).items()}
@@ -259,6 +258,14 @@ class GraphClient:
             self.retry.max_attempts - 1,
             retry_state.next_action.sleep if retry_state.next_action else 0.0,
         )
+
+    def _redacted(self, error: GraphError) -> GraphError:
+        """The error with every text field scrubbed: servers may echo the token back."""
+        error.message = self.redact(error.message)
+        error.user_title = self.redact(error.user_title) if error.user_title else None
+        error.user_message = self.redact(error.user_message) if error.user_message else None
+        error.raw = json.loads(self.redact(json.dumps(error.raw)))
+        return error
 
     def redact(self, text: str) -> str:
         """Remove the token and the app secret from any text leaving this client."""

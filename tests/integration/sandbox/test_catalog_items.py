@@ -5,7 +5,12 @@ import json
 import pytest
 
 from resources.meta.catalog import CatalogApi, CatalogWaitTimeout, chunk_requests
-from resources.meta.errors import GraphAuthError, GraphNotFound, GraphValidationError
+from resources.meta.errors import (
+    GraphAuthError,
+    GraphNotFound,
+    GraphPayloadTooLarge,
+    GraphValidationError,
+)
 from resources.meta.transport import GraphClient
 
 
@@ -141,7 +146,7 @@ def test_request_count_and_payload_limits(shop, sandbox_admin):
         catalog.items_batch(create(*(item(f"S{n}") for n in range(4))))
     assert too_many.value.code == 100
 
-    with pytest.raises(Exception) as too_big:
+    with pytest.raises(GraphPayloadTooLarge) as too_big:
         catalog.items_batch(create(item("BIG", description="d" * 3000)))
     assert too_big.value.code == 1 and "reduce the amount of data" in too_big.value.message
 
