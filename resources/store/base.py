@@ -1,0 +1,343 @@
+"""What every store source shares: the reading contract, the errors, and the store-neutral rows.
+
+    source = source_for("shopify_csv", "exports/products.csv")
+    raw = source.read()                   # every column as str, plus `source_row`
+    rows = source.to_store_rows(raw)      # StoreRows: items / excluded / rejected
+
+A source knows its store's export format and nothing of Meta: `to_store_rows` turns the store's
+columns into `STORE_COLUMNS` (one row per sellable variant) and sets aside the rows that are not
+variants (parents, grouped products, image-only rows...). `pipelines.catalog.normalise` then applies
+Meta's rules (prices, text, limits, identity) to those rows.
+
+`source_row` is the row number a seller sees when the file is opened in a spreadsheet: the header
+is row 1, the first product row is row 2. Every raw row keeps it through to items, excluded or
+rejected, so nothing is dropped silently.
+"""
+
+import io
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+FIRST_DATA_ROW = 2  # spreadsheet numbering: row 1 is the header
+
+# The store-neutral variant row. All columns are str ("" when unknown) except `source_row`.
+STORE_COLUMNS: tuple[str, ...] = (
+    "source_row",
+    "variant_id",  # the store's stable variant id -> Meta `id` / retailer_id
+    "product_id",  # the store's product id (for links and seller issues)
+    "item_group_id",  # the parent product id when the variant belongs to one, else ""
+    "handle",
+    "sku",
+    "title",
+    "description",  # raw, may hold HTML, entities and page-builder shortcodes
+    "price",  # raw decimal strings, never floats
+    "compare_at_price",
+    "sale_price",
+    "sale_start",  # raw local date/time strings in the shop's timezone
+    "sale_end",
+    "currency",  # "" means the shop's currency
+    "availability",  # a Meta availability value, or "" when the store says nothing
+    "inventory",  # raw integer string or ""
+    "image_link",
+    "additional_image_links",  # comma separated
+    "link",
+    "brand",
+    "condition",
+    "google_product_category",
+    "product_type",
+    "color",
+    "size",
+    "gender",
+    "age_group",
+    "material",
+    "pattern",
+    "additional_variant_attribute",
+    "gtin",
+    "mpn",
+    "shipping_weight",
+    "status",  # "active" or "archived"
+)
+EXCLUDED_COLUMNS: tuple[str, ...] = ("source_row", "product_id", "reason", "detail")
+REJECTED_COLUMNS: tuple[str, ...] = (
+    "source_row",
+    "retailer_id",
+    "item_group_id",
+    "product_id",
+    "reason",
+    "detail",
+)
+
+
+class ExclusionReason(StrEnum):
+    """Why a source row is, correctly, not a Meta item."""
+
+    PARENT_OF_VARIANTS = "parent_of_variants"
+    DIGITAL = "digital"  # downloadable, virtual, or needs no shipping
+    GIFT_CARD = "gift_card"
+    GROUPED = "grouped"
+    EXTERNAL = "external"
+    DRAFT = "draft"
+    IMAGE_ROW = "image_row"  # Shopify: an extra product image, merged into the product's items
+    NO_VARIANT_DATA = "no_variant_data"
+    UNSUPPORTED_TYPE = "unsupported_type"
+
+
+class RejectionReason(StrEnum):
+    """Why a row that should be a Meta item cannot be one. Each maps to a seller issue."""
+
+    MISSING_ID = "missing_id"
+    ID_TOO_LONG = "id_too_long"
+    UNSAFE_ID = "unsafe_id"
+    DUPLICATE_ID = "duplicate_id"
+    ID_USED_BY_GROUP = "id_used_by_group"
+    ORPHAN_VARIATION = "orphan_variation"
+    NO_VARIANTS = "no_variants"
+    MISSING_TITLE = "missing_title"
+    MISSING_PRICE = "missing_price"
+    INVALID_PRICE = "invalid_price"
+    NON_POSITIVE_PRICE = "non_positive_price"
+    PRICE_PRECISION = "price_precision"
+    BAD_CURRENCY = "bad_currency"
+    MISSING_IMAGE = "missing_image"
+    INVALID_IMAGE = "invalid_image"
+    MISSING_LINK = "missing_link"
+    INVALID_LINK = "invalid_link"
+    MISSING_BRAND = "missing_brand"
+
+
+class StoreSourceError(Exception):
+    """The store's catalog cannot be read at all; the message names the source and the problem."""
+
+    def __init__(self, kind: str, location: str, problem: str) -> None:
+        self.kind = kind
+        self.location = location
+        self.problem = problem
+        super().__init__(f"{kind} source {location!r}: {problem}")
+
+
+@dataclass(frozen=True)
+class StoreRows:
+    """A store export split three ways; together they hold every raw row exactly once."""
+
+    items: pd.DataFrame  # STORE_COLUMNS
+    excluded: pd.DataFrame  # EXCLUDED_COLUMNS
+    rejected: pd.DataFrame  # REJECTED_COLUMNS
+
+
+class StoreSource(ABC):
+    """One store catalog: where it lives, how to read it, how its columns map to variants."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.notes: list[str] = []  # non-fatal findings while reading, e.g. an encoding fallback
+
+    @abstractmethod
+    def read(self) -> pd.DataFrame:
+        """Every raw row, every column as str ("" for empty), plus an int `source_row`."""
+
+    @classmethod
+    @abstractmethod
+    def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
+        """Split raw rows into store-neutral variant rows, excluded rows and rejected rows."""
+
+    def error(self, problem: str) -> StoreSourceError:
+        return StoreSourceError(self.kind, self.location, problem)
+
+
+class CsvStoreSource(StoreSource):
+    """A CSV export file. Subclasses give the required columns and header aliases."""
+
+    required_columns: ClassVar[tuple[str, ...]] = ()
+    # canonical header -> other spellings seen in exports (matched case-insensitively)
+    header_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def read(self) -> pd.DataFrame:
+        text = self._decode(self._read_bytes())
+        try:
+            raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise self.error(f"not a readable CSV file ({exc})") from exc
+
+        raw = raw.rename(columns=self._header_map(raw.columns))
+        missing = [name for name in self.required_columns if name not in raw.columns]
+        if missing:
+            raise self.error(
+                f"missing required column(s) {', '.join(missing)}; is this a {self.kind} export?"
+            )
+        raw["source_row"] = range(FIRST_DATA_ROW, FIRST_DATA_ROW + len(raw))
+        raw.attrs["notes"] = list(self.notes)
+        return raw
+
+    def _read_bytes(self) -> bytes:
+        path = Path(self.location)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise self.error("file not found") from exc
+        except OSError as exc:
+            raise self.error(f"cannot open file ({exc.strerror})") from exc
+        if not data.strip():
+            raise self.error("file is empty")
+        return data
+
+    def _decode(self, data: bytes) -> str:
+        # Exports re-saved by spreadsheet tools on Windows arrive as cp1252; try UTF-8 first
+        # because cp1252 decodes almost any byte string into something wrong but plausible.
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            raise self.error(
+                f"cannot decode as UTF-8 or cp1252 (byte 0x{data[exc.start]:02x} at offset "
+                f"{exc.start}); re-export the file as UTF-8"
+            ) from exc
+        note = "file is not UTF-8; decoded as cp1252"
+        self.notes.append(note)
+        logger.warning("%s source %s: %s", self.kind, self.location, note)
+        return text
+
+    def _header_map(self, headers: Iterable[str]) -> dict[str, str]:
+        lookup = {}
+        for canonical, aliases in self.header_aliases.items():
+            for spelling in (canonical, *aliases):
+                lookup[spelling.strip().casefold()] = canonical
+        present = list(headers)
+        mapping = {}
+        for header in present:
+            canonical = lookup.get(str(header).strip().casefold())
+            # never rename onto a header the file already has under its canonical name
+            if canonical and canonical != header and canonical not in present:
+                mapping[header] = canonical
+        return mapping
+
+
+def column(raw: pd.DataFrame, name: str) -> pd.Series:
+    """A raw column stripped of surrounding whitespace, or "" everywhere when absent."""
+    if name not in raw.columns:
+        return pd.Series("", index=raw.index, dtype="str")
+    return raw[name].astype("str").str.strip()
+
+
+def count_text(values: pd.Series) -> pd.Series:
+    """Whole non-negative counts as text ("" when not a number): stock quantities."""
+    numbers = pd.to_numeric(values, errors="coerce").clip(lower=0).round()
+    return numbers.astype("Int64").astype("string").fillna("").astype("str")
+
+
+def empty_frame(columns: Iterable[str]) -> pd.DataFrame:
+    cols = list(columns)
+    frame = pd.DataFrame({name: pd.Series(dtype="str") for name in cols})
+    if "source_row" in frame.columns:
+        frame["source_row"] = frame["source_row"].astype("int64")
+    return frame
+
+
+def excluded_rows(
+    raw: pd.DataFrame, mask: pd.Series, reason: ExclusionReason, detail: str | pd.Series = ""
+) -> pd.DataFrame:
+    """Rows of `raw` selected by `mask`, recorded as excluded for `reason`."""
+    part = raw.loc[mask]
+    return pd.DataFrame(
+        {
+            "source_row": part["source_row"].astype("int64"),
+            "product_id": part["product_id"] if "product_id" in part else "",
+            "reason": str(reason),
+            "detail": detail[mask] if isinstance(detail, pd.Series) else detail,
+        },
+        columns=list(EXCLUDED_COLUMNS),
+    ).reset_index(drop=True)
+
+
+def rejected_rows(
+    frame: pd.DataFrame, mask: pd.Series, reason: RejectionReason, detail: str | pd.Series
+) -> pd.DataFrame:
+    """Rows of a store-column frame selected by `mask`, recorded as rejected for `reason`."""
+    part = frame.loc[mask]
+    return pd.DataFrame(
+        {
+            "source_row": part["source_row"].astype("int64"),
+            "retailer_id": part.get("variant_id", ""),
+            "item_group_id": part.get("item_group_id", ""),
+            "product_id": part.get("product_id", ""),
+            "reason": str(reason),
+            "detail": detail[mask] if isinstance(detail, pd.Series) else detail,
+        },
+        columns=list(REJECTED_COLUMNS),
+    ).reset_index(drop=True)
+
+
+def concat_frames(frames: list[pd.DataFrame], columns: Iterable[str]) -> pd.DataFrame:
+    cols = list(columns)
+    parts = [frame[cols] for frame in frames if len(frame)]
+    if not parts:
+        return empty_frame(cols)
+    out = pd.concat(parts, ignore_index=True)
+    out["source_row"] = out["source_row"].astype("int64")
+    return out
+
+
+def store_items(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` reduced to STORE_COLUMNS in order; absent columns become ""."""
+    out = pd.DataFrame(index=frame.index)
+    for name in STORE_COLUMNS:
+        out[name] = frame[name] if name in frame.columns else ""
+    out["source_row"] = out["source_row"].astype("int64")
+    return out.reset_index(drop=True)
+
+
+# Option / attribute names (casefolded) that carry a Meta variant field.
+OPTION_FIELDS: dict[str, frozenset[str]] = {
+    "color": frozenset({"color", "colour", "farbe", "couleur", "colore", "色", "カラー"}),
+    "size": frozenset({"size", "größe", "grösse", "groesse", "taille", "talla", "サイズ"}),
+    "material": frozenset({"material", "fabric", "matière", "stoff", "素材"}),
+    "pattern": frozenset({"pattern", "print", "muster", "motif"}),
+    "gender": frozenset({"gender"}),
+    "age_group": frozenset({"age group", "age_group"}),
+}
+PLACEHOLDER_OPTION_VALUES = frozenset({"default title", ""})
+
+
+def apply_options(frame: pd.DataFrame, names: list[pd.Series], values: list[pd.Series]) -> None:
+    """Fill color/size/... and additional_variant_attribute from store option name/value pairs.
+
+    Recognised names fill the Meta field (first match wins); other options become
+    `additional_variant_attribute` ("Name:Value,Name:Value"), Meta's way to show them.
+    """
+    for field in OPTION_FIELDS:
+        if field not in frame.columns:
+            frame[field] = ""
+    extra = pd.Series("", index=frame.index, dtype="str")
+    for name, value in zip(names, values, strict=True):
+        key = name.str.strip().str.casefold()
+        present = ~value.str.strip().str.casefold().isin(PLACEHOLDER_OPTION_VALUES)
+        matched = pd.Series(False, index=frame.index)
+        for field, synonyms in OPTION_FIELDS.items():
+            hit = present & key.isin(synonyms) & (frame[field] == "")
+            frame.loc[hit, field] = value[hit]
+            matched |= present & key.isin(synonyms)
+        other = present & ~matched & (key != "") & (key != "title")
+        pair = _attribute_text(name) + ":" + _attribute_text(value)
+        extra = extra.where(~other, extra.where(extra == "", extra + ",") + pair)
+    if "additional_variant_attribute" in frame.columns:
+        keep = frame["additional_variant_attribute"] != ""
+        extra = extra.where(~keep, frame["additional_variant_attribute"])
+    frame["additional_variant_attribute"] = extra
+
+
+def _attribute_text(series: pd.Series) -> pd.Series:
+    # "," and ":" are the separators of additional_variant_attribute
+    return series.str.replace(r"[,:]", " ", regex=True).str.strip()
