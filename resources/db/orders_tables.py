@@ -108,3 +108,19 @@ order_watermarks = Table(
     Column("watermark", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Meta's cancellation / refund / return ids of an order and who caused each: metasync (a write we
+# pushed) or Meta (support, SLA auto-cancel, a buyer's return). Meta answers writes with only
+# {"success": true}, so after a push the new ids are claimed here; an unclaimed id found later is
+# Meta's own doing and is applied to the OMS.
+order_meta_events = Table(
+    "order_meta_events",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True, comment="cancellation | refund | return"),
+    Column("meta_event_id", String(64), primary_key=True),
+    Column("meta_order_id", String(64), nullable=False),
+    Column("origin", String(16), nullable=False, comment="metasync | meta"),
+    Column("oms_ref_id", Integer, nullable=True),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
