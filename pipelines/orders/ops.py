@@ -17,7 +17,9 @@ from pipelines.orders.intake import (
     orders_context,
 )
 from pipelines.orders.resources import OmsResource
+from pipelines.orders.sync import ShopPaused, pull_meta_changes, push_order_changes
 from pipelines.resources import MetasyncResource
+from resources.shops import ShopStatus
 
 _MAPPING_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -115,3 +117,102 @@ def _shop_of(context: dg.OpExecutionContext) -> str:
     if shop:
         return shop
     return context.run_config["ops"]["plan_order_intake"]["config"]["shop_id"]
+
+
+# -- OMS -> Meta ----------------------------------------------------------------------------------
+
+
+class PushChangesConfig(dg.Config):
+    """Which OMS changes of which shop to send (ids only)."""
+
+    shop_id: str
+    change_ids: list[int]
+
+
+@dg.op(out=dg.DynamicOut(tuple), tags={"kind": "orders"})
+def plan_order_changes(
+    context: dg.OpExecutionContext,
+    config: PushChangesConfig,
+    metasync: MetasyncResource,
+    oms: OmsResource,
+):
+    """One output per OMS order: an order's changes go to Meta one at a time, in order
+    (Meta refuses concurrent writes on one order), while orders fan out."""
+    eligible, skipped = order_shops(metasync, [config.shop_id])
+    if not eligible:
+        context.log.warning(f"shop {config.shop_id} skipped: {skipped[config.shop_id]}")
+        return
+    by_order: dict[int, list[int]] = {}
+    for change in oms.adapter().get_changes(config.change_ids):
+        if change.shop_id == config.shop_id:
+            by_order.setdefault(change.order_id, []).append(change.change_id)
+    for order_id, change_ids in sorted(by_order.items()):
+        yield dg.DynamicOutput(
+            (config.shop_id, sorted(change_ids)), mapping_key=f"order_{order_id}"
+        )
+
+
+@dg.op(tags={"kind": "orders"})
+def push_changes_of_order(
+    context: dg.OpExecutionContext,
+    shop_and_changes: tuple,
+    metasync: MetasyncResource,
+    oms: OmsResource,
+) -> dict:
+    """Send one order's OMS changes to Meta with their recorded idempotency keys."""
+    shop_id, change_ids = shop_and_changes
+    adapter = oms.adapter()
+    with orders_context(metasync, adapter, shop_id) as ctx:
+        try:
+            summary = push_order_changes(ctx, adapter.get_changes(change_ids))
+        except ShopPaused as exc:
+            metasync.registry().set_status(shop_id, ShopStatus.NEEDS_REAUTH, str(exc))
+            raise dg.Failure(f"{exc}; the shop is paused until its token is replaced") from exc
+    context.log.info(f"shop {shop_id}: {summary.details}")
+    return {k: v for k, v in summary.__dict__.items() if k != "details"}
+
+
+@dg.op(tags={"kind": "orders"})
+def report_pushed_changes(context: dg.OpExecutionContext, summaries: list) -> dg.Output:
+    totals: dict[str, int] = {}
+    for summary in summaries:
+        for name, count in summary.items():
+            totals[name] = totals.get(name, 0) + count
+    context.log.info(f"changes sent to Meta: {totals}")
+    return dg.Output(None, metadata={"orders": len(summaries), **totals})
+
+
+# -- Meta -> OMS ----------------------------------------------------------------------------------
+
+
+class ShopConfig(dg.Config):
+    shop_id: str
+
+
+@dg.op(tags={"kind": "orders"})
+def pull_meta_order_changes(
+    context: dg.OpExecutionContext,
+    config: ShopConfig,
+    metasync: MetasyncResource,
+    oms: OmsResource,
+) -> dg.Output:
+    """Meta-side cancellations, refunds and buyer returns into the OMS, each applied once."""
+    eligible, skipped = order_shops(metasync, [config.shop_id])
+    if not eligible:
+        return dg.Output(None, metadata={"skipped": skipped[config.shop_id]})
+    with orders_context(metasync, oms.adapter(), config.shop_id) as ctx:
+        summary = pull_meta_changes(ctx)
+        calls = ctx.api.graph.calls
+    context.log.info(f"shop {config.shop_id}: {summary}")
+    return dg.Output(
+        None,
+        metadata={
+            "shop": config.shop_id,
+            "orders_checked": summary.orders_checked,
+            "cancellations": summary.cancellations,
+            "refunds": summary.refunds,
+            "returns": summary.returns,
+            "orders_not_from_metasync": summary.not_ours,
+            "graph_calls": calls,
+        },
+    )

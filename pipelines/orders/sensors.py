@@ -17,10 +17,22 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from pipelines.orders.intake import list_created_orders, order_shops
-from pipelines.orders.jobs import ingest_orders_job, ingest_run_config
+from pipelines.orders.jobs import (
+    ingest_orders_job,
+    ingest_run_config,
+    pull_meta_changes_job,
+    pull_run_config,
+    push_order_changes_job,
+    push_run_config,
+)
+from pipelines.orders.ledger import OrderLedger
+from pipelines.orders.resources import OmsResource
+from pipelines.orders.sync import WATERMARK_STREAM
 from pipelines.resources import MetasyncResource
+from resources.db.types import utcnow
 from resources.meta.errors import GraphError
 from resources.meta.orders import OrdersApi
+from resources.meta.orders_models import OrderFilter, OrderState
 
 MAX_ORDERS_PER_RUN = 100  # one acknowledgement batch per run
 MAX_ORDERS_PER_SHOP_PER_TICK = 1000
@@ -124,3 +136,117 @@ def _run_requests(shop_id: str, orders: list) -> list[dg.RunRequest]:
             )
         )
     return requests
+
+
+# -- OMS changes and Meta-side changes ----------------------------------------------------------
+
+RETRY_BUCKET_MINUTES = 30
+
+
+def push_run_key(shop_id: str, changes: list, attempts: dict[int, int], bucket: str) -> str:
+    """Same changes and attempts in the same half hour -> same key. A set of changes whose run
+    died before recording anything is requested again in the next half hour."""
+    material = ",".join(f"{c.change_id}#{attempts.get(c.change_id, 0)}" for c in changes)
+    digest = hashlib.sha256(f"{material}|{bucket}".encode()).hexdigest()[:24]
+    return f"push:{shop_id}:{digest}"
+
+
+def _bucket(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H") + f"{now.minute // RETRY_BUCKET_MINUTES}"
+
+
+@dg.sensor(
+    job=push_order_changes_job,
+    minimum_interval_seconds=120,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def oms_changes_sensor(
+    context: dg.SensorEvaluationContext, metasync: MetasyncResource, oms: OmsResource
+):
+    """Request a push run per shop with OMS changes not yet settled on Meta."""
+    shop_ids = [shop.shop_id for shop in metasync.registry().list_shops()]
+    eligible, skipped = order_shops(metasync, shop_ids)
+    ledger = OrderLedger(metasync.db())
+    adapter = oms.adapter()
+    bucket = _bucket(utcnow())
+    requests = []
+    for shop_id in eligible:
+        floor = ledger.highest_settled_prefix(shop_id)
+        settled = ledger.settled_change_ids(shop_id)
+        changes = [
+            c
+            for c in adapter.changes_for(shop_id, after_change_id=floor, limit=500)
+            if c.change_id not in settled
+        ]
+        if not changes:
+            continue
+        attempts = {
+            c.change_id: (ledger.change_status(shop_id, c.change_id) or {}).get("attempts", 0)
+            for c in changes
+        }
+        requests.append(
+            dg.RunRequest(
+                run_key=push_run_key(shop_id, changes, attempts, bucket),
+                run_config=push_run_config(shop_id, [c.change_id for c in changes]),
+                tags={"shop": shop_id, "trigger": "oms_changes_sensor"},
+            )
+        )
+    if requests:
+        return requests
+    reasons = [f"{len(eligible)} eligible shops, no OMS change waiting for Meta"]
+    reasons += [f"{shop}: {why}" for shop, why in sorted(skipped.items())]
+    return dg.SkipReason("; ".join(reasons))
+
+
+@dg.sensor(
+    job=pull_meta_changes_job,
+    minimum_interval_seconds=600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def meta_changes_sensor(context: dg.SensorEvaluationContext, metasync: MetasyncResource):
+    """Request a pull run per shop whose orders gained cancellations or refunds on Meta since
+    the shop's watermark. Buyer returns are read by every pull run."""
+    shop_ids = [shop.shop_id for shop in metasync.registry().list_shops()]
+    eligible, skipped = order_shops(metasync, shop_ids)
+    ledger = OrderLedger(metasync.db())
+    bucket = _bucket(utcnow())
+    requests, errors = [], {}
+    for shop_id in eligible:
+        shop = metasync.registry().get(shop_id)
+        since = ledger.watermark(shop_id, WATERMARK_STREAM)
+        try:
+            with metasync.graph_for(shop_id) as graph:
+                api = OrdersApi(graph, cms_id=shop.cms_id, page_id=shop.page_id)
+                changed = _has_meta_side_changes(api, since)
+        except GraphError as exc:
+            errors[shop_id] = str(exc)
+            continue
+        if changed:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"pull:{shop_id}:{changed}:{bucket}",
+                    run_config=pull_run_config(shop_id),
+                    tags={"shop": shop_id, "trigger": "meta_changes_sensor"},
+                )
+            )
+    if requests:
+        return requests
+    reasons = [f"{len(eligible)} eligible shops, no Meta-side change since their watermark"]
+    reasons += [f"{s}: {why}" for s, why in sorted({**skipped, **errors}.items())]
+    return dg.SkipReason("; ".join(reasons))
+
+
+def _has_meta_side_changes(api: OrdersApi, since: datetime | None) -> str:
+    """The newest last_updated among changed orders ('' when none): part of the run key."""
+    after = since - timedelta(seconds=1) if since else None
+    newest = ""
+    for filter_ in (OrderFilter.HAS_CANCELLATIONS, OrderFilter.HAS_REFUNDS):
+        for order in api.list_orders(
+            states=(OrderState.IN_PROGRESS, OrderState.COMPLETED),
+            updated_after=after,
+            filters=[filter_],
+            fields="id,last_updated",
+        ):
+            if order.last_updated and (since is None or order.last_updated > since):
+                newest = max(newest, order.last_updated.isoformat())
+    return newest
