@@ -58,6 +58,7 @@ def settings() -> SyncSettings:
         poll_interval_seconds=0,
         poll_timeout_seconds=30,
         product_url_template="https://shop.example/products/{handle}",
+        default_brand="Acme Outdoor",
         max_batch_requests=10,
     )
 

@@ -2,6 +2,7 @@
 records, and how it resumes after a crash."""
 
 import math
+
 import pytest
 from sqlalchemy import select
 
