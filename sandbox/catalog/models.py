@@ -152,6 +152,17 @@ class CatalogData:
     sessions: dict[str, UploadSession] = field(default_factory=dict)
     product_sets: dict[str, ProductSet] = field(default_factory=dict)
     batch_calls: list[datetime] = field(default_factory=list)
+    # item_group_id -> how many items name it: the "id is a group id" rule in O(1) per record.
+    group_ids: dict[str, int] = field(default_factory=dict)
+
+    def count_group(self, group_id: Any, delta: int) -> None:
+        if not group_id:
+            return
+        count = self.group_ids.get(group_id, 0) + delta
+        if count > 0:
+            self.group_ids[group_id] = count
+        else:
+            self.group_ids.pop(group_id, None)
 
 
 class CatalogBackend:
@@ -346,21 +357,22 @@ class CatalogBackend:
             merged = existing.data | record.data
         else:
             merged = dict(record.data)
-        return self._store(catalog, merged, feed_id=existing.feed_id if existing else None)
-
-    def _store(self, catalog: CatalogData, data: dict[str, Any], feed_id: str | None) -> list[str]:
-        retailer_id = data["id"]
-        existing = catalog.items.get(retailer_id)
-        if existing is None:
+        if record.method == "UPDATE" and existing is None:
             # An UPDATE that creates (allow_upsert) must carry a whole item.
             findings = validate_item(
-                data,
+                merged,
                 method="CREATE",
                 field_limits=self.settings.field_limits,
                 require_image=self.settings.require_image,
             )
             if not findings.ok:
                 return [p.message for p in findings.errors]
+        return self._store(catalog, merged, feed_id=existing.feed_id if existing else None)
+
+    def _store(self, catalog: CatalogData, data: dict[str, Any], feed_id: str | None) -> list[str]:
+        """Persist a validated whole item, unless it breaks a rule across items."""
+        retailer_id = data["id"]
+        existing = catalog.items.get(retailer_id)
         if self._is_group_id(catalog, retailer_id):
             return [
                 f"Invalid value: the id '{retailer_id}' is already used as an item_group_id in "
@@ -377,18 +389,18 @@ class CatalogBackend:
             self.state.register_node(existing.graph_id, "product_item", catalog.shop_id)
         changed = {k for k in set(data) | set(existing.data) if data.get(k) != existing.data.get(k)}
         existing.issues = [i for i in existing.issues if i.get("field") not in changed]
+        catalog.count_group(existing.data.get("item_group_id"), -1)
+        catalog.count_group(data.get("item_group_id"), +1)
         existing.data = data
         existing.feed_id = feed_id
         return []
 
     def _is_group_id(self, catalog: CatalogData, retailer_id: str) -> bool:
-        return any(
-            item.data.get("item_group_id") == retailer_id and item.retailer_id != retailer_id
-            for item in catalog.items.values()
-        )
+        return catalog.group_ids.get(retailer_id, 0) > 0
 
     def _delete_item(self, catalog: CatalogData, item: StoredItem) -> None:
         catalog.items.pop(item.retailer_id, None)
+        catalog.count_group(item.data.get("item_group_id"), -1)
         catalog.by_graph_id.pop(item.graph_id, None)
         self.state.nodes.pop(item.graph_id, None)
 
@@ -416,7 +428,7 @@ class CatalogBackend:
         items = sorted(self.catalog(shop).items.values(), key=lambda i: int(i.graph_id))
         selected = []
         for item in items:
-            issues = self.item_issues(item)
+            issues = self.item_issues(item) if error_priority or error_type else []
             if error_priority and not any(i["error_priority"] == error_priority for i in issues):
                 continue
             if error_type and not any(i["error_type"] == error_type for i in issues):
@@ -455,8 +467,7 @@ class CatalogBackend:
         return [{k: v for k, v in i.items() if k != "field"} for i in item.issues] + derived
 
     def review_status(self, item: StoredItem) -> str:
-        issues = self.item_issues(item)
-        return "rejected" if any(i["error_priority"] == "HIGH" for i in issues) else "approved"
+        return _review_status(self.item_issues(item))
 
     def read_view(self, item: StoredItem) -> dict[str, Any]:
         """The item in ProductItem read vocabulary (§2.1)."""
@@ -476,8 +487,9 @@ class CatalogBackend:
         view["visibility"] = (
             "staging" if data.get("status") in ("archived", "staging") else ("published")
         )
-        view["review_status"] = self.review_status(item)
-        view["errors"] = self.item_issues(item)
+        issues = self.item_issues(item)
+        view["review_status"] = _review_status(issues)
+        view["errors"] = issues
         if item.feed_id:
             view["product_feed"] = {"id": item.feed_id}
         return view
@@ -956,6 +968,10 @@ def _issue(error_type, priority, title, description, call_to_action) -> dict[str
         "description": description,
         "call_to_action": call_to_action,
     }
+
+
+def _review_status(issues: list[dict[str, Any]]) -> str:
+    return "rejected" if any(i["error_priority"] == "HIGH" for i in issues) else "approved"
 
 
 def _line(line: int, retailer_id: str, message: str) -> dict[str, Any]:

@@ -269,9 +269,9 @@ def _check_enums(data: dict[str, Any], findings: Findings) -> None:
 
 
 def _check_lengths(data: dict[str, Any], limits: dict[str, int], findings: Findings) -> None:
-    for name, limit in limits.items():
-        value = data.get(name)
-        if isinstance(value, str) and len(value) > limit:
+    for name, value in data.items():
+        limit = limits.get(name)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
             findings.error(*invalid(name, f"{len(value)} characters, the maximum is {limit}"))
 
 

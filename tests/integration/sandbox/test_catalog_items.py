@@ -9,6 +9,7 @@ from resources.meta.errors import (
     GraphAuthError,
     GraphNotFound,
     GraphPayloadTooLarge,
+    GraphThrottled,
     GraphValidationError,
 )
 from resources.meta.transport import GraphClient
@@ -236,3 +237,21 @@ def test_bad_token_is_190(onboard, sandbox):
         with pytest.raises(GraphAuthError) as denied:
             CatalogApi(graph, profile.catalog_id).items_batch(create(item("S1")))
     assert denied.value.code == 190
+
+
+def test_catalog_batch_rate_limit_is_80014_with_regain_time(shop, sandbox_admin):
+    """Past the per-catalog batch calls per minute: 80014, and the client waits as told."""
+    profile, catalog = shop
+    sandbox_admin.catalog_settings(batch_calls_per_minute=1)
+    catalog.items_batch(create(item("S1")))
+    sleeps: list[float] = []
+    catalog.graph.sleep = sleeps.append
+
+    with pytest.raises(GraphThrottled) as throttled:
+        catalog.items_batch(create(item("S2")))
+
+    assert throttled.value.code == 80014
+    assert len(sleeps) == catalog.graph.retry.max_attempts - 1
+    assert all(60 <= s <= 66 for s in sleeps)  # estimated_time_to_regain_access: 1 minute
+    sandbox_admin.advance_clock(61)
+    assert catalog.items_batch(create(item("S2")))
