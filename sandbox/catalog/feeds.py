@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+# TODO(catalog-sandbox): flattened JSON-path columns (`image[0].url`, `shipping[0].country`)
+# and RSS/ATOM XML feeds are not parsed; metasync renders CSV with JSON-valued columns.
 LIST_SEPARATORS = (",", ";", "|")
 JSON_COLUMNS = ("image", "video", "applink", "importer_address", "unit_price")
 

@@ -1,5 +1,10 @@
 """Graph routes of the catalog domain: thin translations onto CatalogBackend (models.py)."""
 
+# TODO(catalog-sandbox): the ProductItem-vocabulary writes (POST /{catalog_id}/products, POST
+# /{product_item_id}), `catalog:{id}:{base64 retailer_id}` node ids, localized_items_batch,
+# scheduled feed fetches and POST /{upload_session_id}/error_report are not simulated; metasync
+# uses items_batch and feed uploads only, so nothing calls them yet.
+
 import re
 from typing import Any
 
