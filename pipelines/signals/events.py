@@ -156,7 +156,7 @@ def purchase_event(
             # Meta reads `value` as a number; a decimal string keeps the exact cents here and
             # in the outbox. TODO(capi-value): confirm the sandbox and Meta accept the string.
             "value": _decimal(order.grand_total),
-            "currency": order.currency.lower(),
+            "currency": order.currency,
             "content_type": "product",
             "content_ids": [line.sku for line in order.lines],
             "contents": contents,

@@ -1,7 +1,11 @@
 """Order intake against the live sandbox: import once, acknowledge with the OMS reference."""
 
+import dagster as dg
+
 from pipelines.orders.intake import run_order_intake
 from pipelines.orders.ledger import OrderLedger
+from pipelines.signals.definitions import capi_purchase_events_job
+from pipelines.signals.outbox import pending_count
 from tests.integration.orders.conftest import meta_state
 
 
@@ -24,3 +28,17 @@ def test_new_orders_are_imported_acknowledged_and_queued_for_capi(
     again = run_order_intake(metasync, oms, "acme")
     assert again.listed == 0
     assert OrderLedger(metasync.db()).count_by_state("acme") == {"acknowledged": 2}
+
+
+def test_capi_job_sends_queued_purchases_to_the_sandbox(onboard, metasync, oms, place_order):
+    onboard("acme")
+    place_order()
+    run_order_intake(metasync, oms, "acme")
+    assert pending_count(metasync.db(), "acme") == 1
+    result = capi_purchase_events_job.execute_in_process(resources={"metasync": metasync})
+    assert result.success
+    assert pending_count(metasync.db(), "acme") == 0
+    [materialization] = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT
+    ]
+    assert materialization.event_specific_data.metadata["events_sent"].value == 1
