@@ -356,7 +356,8 @@ def ingest_orders(ctx: OrdersContext, meta_order_ids: list[str]) -> IntakeSummar
     outcomes = []
     for order_id in meta_order_ids:
         outcome = import_order_by_id(ctx, order_id)
-        setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
+        counter = "issues" if outcome.status == "issue" else outcome.status
+        setattr(summary, counter, getattr(summary, counter) + 1)
         outcomes.append(outcome)
     acked = acknowledge(ctx, outcomes)
     summary.acknowledged = len(acked.acknowledged)
