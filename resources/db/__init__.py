@@ -30,6 +30,7 @@ _DOMAIN_TABLE_MODULES = (
     "resources.db.orders_tables",
     "resources.db.finance_tables",
     "resources.db.signals_tables",
+    "resources.db.ops_tables",
 )
 for _module in _DOMAIN_TABLE_MODULES:
     try:
