@@ -17,7 +17,7 @@ from pipelines.finance.money import ZERO, exponent
 from pipelines.finance.reconcile import ExpectedOrder
 from resources.oms.adapter import OmsAdapter
 from resources.oms.models import OmsLine, OmsOrder, OrderSource, Refund
-from resources.oms.schema import oms_refunds, oms_shipments
+from resources.oms.schema import oms_event_lines, oms_refunds, oms_shipments
 
 
 def charged_share(total: Decimal, shipped: int, quantity: int, currency: str) -> Decimal:
@@ -30,12 +30,42 @@ def charged_share(total: Decimal, shipped: int, quantity: int, currency: str) ->
     return (total * shipped / quantity).quantize(step, rounding=ROUND_FLOOR)
 
 
+#: (event kind, units) per OMS line, in the order the events happened.
+LineEvents = dict[int, list[tuple[str, int]]]
+
+
+def shipped_share(
+    total: Decimal, quantity: int, events: Iterable[tuple[str, int]], currency: str
+) -> Decimal:
+    """The part of a line amount Meta allocates to shipments, replaying shipments and
+    cancellations in event order: after k of Q units the cumulative allocation is
+    floor(total * k / Q), the whole total at k = Q (orders.md §11.3)."""
+    step = Decimal(1).scaleb(-exponent(currency))
+
+    def cumulative(units: int) -> Decimal:
+        if units >= quantity:
+            return total
+        return (total * units / quantity).quantize(step, rounding=ROUND_FLOOR)
+
+    shipped, done = ZERO, 0
+    for kind, units in events:
+        share = cumulative(done + units) - cumulative(done)
+        done += units
+        if kind == "shipment":
+            shipped += share
+    return shipped
+
+
 def expected_order(
-    order: OmsOrder, refunds: Iterable[Refund], last_activity: date | None
+    order: OmsOrder,
+    refunds: Iterable[Refund],
+    last_activity: date | None,
+    events: LineEvents | None = None,
 ) -> ExpectedOrder:
     """One OMS order as the amounts Meta should have charged and refunded."""
     currency = order.currency
     lines = order.lines
+    events = events or {}
     shipped_any = any(line.qty_shipped for line in lines)
     return ExpectedOrder(
         order_id=order.external_ref or order.reference,
@@ -44,9 +74,12 @@ def expected_order(
         # TODO(finance-shipping): Meta charges flat shipping on the first shipment and prorates
         # per-item profiles; the OMS keeps one order total, so all of it counts once shipped.
         shipping=(order.shipping_total - order.shipping_discount_total) if shipped_any else ZERO,
-        tax=_charged(lines, "tax", currency),
-        seller_discount=_charged(lines, "order_discount", currency),
-        meta_discount=_charged(lines, "meta_funded_discount", currency),
+        # TODO(finance-captured-tax): Meta computes the tax captured per shipment itself (it may
+        # differ from the pro-rata estimate by cents, orders.md §5.2); the OMS has only the line
+        # estimate, prorated here. A partial shipment can show a cent of tax difference.
+        tax=_charged(lines, "tax", currency, {}),
+        seller_discount=_charged(lines, "order_discount", currency, events),
+        meta_discount=_charged(lines, "meta_funded_discount", currency, events),
         # TODO(finance-refund-tax): OMS refunds are pre-tax; when Meta refunds the tax as well the
         # order shows the refunded tax as a difference until the OMS records refunded tax.
         refunds=sum((refund.total_amount for refund in refunds), ZERO),
@@ -55,26 +88,54 @@ def expected_order(
     )
 
 
-def _charged(lines: Iterable[OmsLine], attribute: str, currency: str) -> Decimal:
-    # TODO(finance-allocation-order): Meta allocates per event (shipments and cancellations in
-    # the order they happened); with only line counters we assume shipments came first.
-    return sum(
-        (
-            charged_share(getattr(line, attribute), line.qty_shipped, line.quantity, currency)
-            for line in lines
-        ),
-        ZERO,
-    )
+def _charged(
+    lines: Iterable[OmsLine], attribute: str, currency: str, events: LineEvents
+) -> Decimal:
+    total = ZERO
+    for line in lines:
+        amount = getattr(line, attribute)
+        if line.line_id in events:
+            total += shipped_share(amount, line.quantity, events[line.line_id], currency)
+        else:
+            # Without the event history, assume the shipments came before any cancellation.
+            total += charged_share(amount, line.qty_shipped, line.quantity, currency)
+    return total
 
 
 def expected_orders_from_oms(oms: OmsAdapter, shop_id: str) -> list[ExpectedOrder]:
     """Every Meta-sourced OMS order of the shop, as ExpectedOrder."""
     orders = oms.orders_for(shop_id, source=str(OrderSource.META))
     activity = _last_activity(oms, [order.order_id for order in orders])
+    events = _line_events(oms, [line.line_id for order in orders for line in order.lines])
     return [
-        expected_order(order, oms.refunds_for(order.order_id), activity.get(order.order_id))
+        expected_order(
+            order,
+            oms.refunds_for(order.order_id),
+            activity.get(order.order_id),
+            {line.line_id: events[line.line_id] for line in order.lines if line.line_id in events},
+        )
         for order in orders
     ]
+
+
+def _line_events(oms: OmsAdapter, line_ids: list[int]) -> LineEvents:
+    """Shipments and cancellations per line, in the order the OMS recorded them."""
+    # TODO(oms-api): read through an OmsAdapter method once it exposes event history.
+    if not line_ids:
+        return {}
+    query = (
+        select(oms_event_lines.c.line_id, oms_event_lines.c.event_kind, oms_event_lines.c.quantity)
+        .where(
+            oms_event_lines.c.line_id.in_(line_ids),
+            oms_event_lines.c.event_kind.in_(["shipment", "cancellation"]),
+        )
+        .order_by(oms_event_lines.c.event_line_id)
+    )
+    events: LineEvents = {}
+    with oms.engine.begin() as conn:
+        for line_id, kind, quantity in conn.execute(query):
+            events.setdefault(line_id, []).append((kind, quantity or 0))
+    return events
 
 
 def _last_activity(oms: OmsAdapter, order_ids: list[int]) -> dict[int, date]:

@@ -56,13 +56,13 @@ class FinanceSettings(BaseSettings):
     lag_business_days: int = 3
     tolerance: Decimal = Decimal("0")
     mismatch_rate_threshold: float = 0.05
-    net_withholds_remitted_tax: bool = False
+    remitted_tax_paid_to_seller: bool = False
 
     def reconcile(self) -> ReconcileSettings:
         return ReconcileSettings(
             lag_business_days=self.lag_business_days,
             tolerance=self.tolerance,
-            net_withholds_remitted_tax=self.net_withholds_remitted_tax,
+            remitted_tax_paid_to_seller=self.remitted_tax_paid_to_seller,
         )
 
 

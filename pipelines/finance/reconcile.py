@@ -12,6 +12,7 @@ Pure: plain dataclasses and Decimals in, dataclasses out; no database, no Dagste
 The money equation (documented in docs/data-dictionary.md):
 
     expected_gross = items + shipping + tax - seller_discount - refunds
+                     (tax left out when Meta remits it: the seller never receives that tax)
     meta_gross     = sum(net_amount - processing_fee) over the order's transactions
     difference     = meta_gross - expected_gross
 
@@ -58,9 +59,9 @@ class ReconcileSettings:
     lag_business_days: int = 3
     #: Differences up to this (in major units) still count as matched; 0 = to the cent.
     tolerance: Decimal = ZERO
-    #: Unconfirmed whether Meta's net_payment_amount already withholds the tax Meta remits as
-    #: marketplace facilitator. When True, that tax is added back to get the gross.
-    net_withholds_remitted_tax: bool = False
+    #: Where Meta remits the tax as marketplace facilitator it keeps that tax, so the seller
+    #: expects it neither in sales nor in refunds. Unconfirmed for every market: a setting.
+    remitted_tax_paid_to_seller: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,11 @@ class ExpectedOrder:
     merchant_order_id: str | None = None
     last_activity: date | None = None
 
-    @property
-    def gross(self) -> Decimal:
-        return self.items + self.shipping + self.tax - self.seller_discount - self.refunds
+    def gross(self, tax_remitted: bool | None, settings: "ReconcileSettings") -> Decimal:
+        """What Meta should settle to the seller before fees."""
+        keeps_tax = bool(tax_remitted) and not settings.remitted_tax_paid_to_seller
+        tax = ZERO if keeps_tax else self.tax
+        return self.items + self.shipping + tax - self.seller_discount - self.refunds
 
     @property
     def charged(self) -> bool:
@@ -284,8 +287,8 @@ def _reconcile_order(
     settings: ReconcileSettings,
 ) -> OrderReconciliation:
     currency = order.currency if order else txns[0].currency
-    meta = _meta_totals(txns, tax_remitted, completed_payouts, settings)
-    expected_gross = order.gross if order else ZERO
+    meta = _meta_totals(txns, completed_payouts)
+    expected_gross = order.gross(tax_remitted, settings) if order else ZERO
     difference = meta["gross"] - expected_gross
     status, reason = _order_status(order, txns, difference, meta, currency, as_of, settings)
     zero_expected = order is None
@@ -318,15 +321,10 @@ def _reconcile_order(
     )
 
 
-def _meta_totals(
-    txns: list[TransactionRow],
-    tax_remitted: bool | None,
-    completed_payouts: set[str],
-    settings: ReconcileSettings,
-) -> dict[str, Decimal]:
+def _meta_totals(txns: list[TransactionRow], completed_payouts: set[str]) -> dict[str, Decimal]:
     totals = dict.fromkeys(("sales", "refunds", "other", "fees", "tax", "net", "paid_out"), ZERO)
     for txn in txns:
-        gross = _gross(txn, tax_remitted, settings)
+        gross = txn.gross_amount
         if txn.transaction_type == "SALE":
             totals["sales"] += gross
         elif txn.transaction_type == "REFUND":
@@ -340,12 +338,6 @@ def _meta_totals(
             totals["paid_out"] += txn.net_amount
     totals["gross"] = totals["sales"] - totals["refunds"] + totals["other"]
     return totals
-
-
-def _gross(txn: TransactionRow, tax_remitted: bool | None, settings: ReconcileSettings) -> Decimal:
-    if settings.net_withholds_remitted_tax and tax_remitted:
-        return txn.gross_amount + txn.tax_amount
-    return txn.gross_amount
 
 
 def _order_status(

@@ -161,3 +161,20 @@ def test_business_day_window_skips_weekends():
     monday = date(2026, 3, 9)
     assert trailing_window_start(monday, 3) == date(2026, 3, 4)  # Wed, Thu, Fri back
     assert business_days_between(date(2026, 3, 6), monday) == 1
+
+
+def test_tax_meta_remits_is_not_expected_by_the_seller_unless_configured():
+    payments, _ = normalize_payments("o1", [payment("pay1", items="10", tax="0.8", remitted=True)])
+    txn_rows, _ = normalize_transactions([transaction("o1", net="9.67", fee="-0.33")])
+    payout_rows, _ = normalize_payouts([payout("P1", "9.67")])
+    expected = [_expected("o1", tax="0.80")]
+
+    kept = reconcile_shop(expected, txn_rows, payments, payout_rows, [], LATE, SETTINGS)
+    assert (kept.orders[0].status, kept.orders[0].expected_gross) == ("matched", D("10.00"))
+
+    paid = ReconcileSettings(remitted_tax_paid_to_seller=True)
+    counted = reconcile_shop(expected, txn_rows, payments, payout_rows, [], LATE, paid)
+    assert (counted.orders[0].status, counted.orders[0].difference) == (
+        "amount_mismatch",
+        D("-0.80"),
+    )
