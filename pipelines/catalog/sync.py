@@ -46,6 +46,11 @@ from pipelines.catalog.issues import (
     issues_from_rejects,
 )
 from pipelines.catalog.normalise import NormalisedCatalog, ShopContext, normalise_catalog
+from pipelines.catalog.product_sets import (
+    ProductSetSummary,
+    desired_product_sets,
+    sync_product_sets,
+)
 from resources.db import MetasyncDatabase
 from resources.db.catalog_tables import (
     batch_handles,
@@ -1263,3 +1268,18 @@ def open_batches(db: MetasyncDatabase, shop_id: str) -> int:
                 and_(batch_handles.c.shop_id == shop_id, batch_handles.c.status == "sent")
             )
         ).scalar_one()
+
+
+# --- product sets ---------------------------------------------------------------------------
+
+
+def product_sets_sync(
+    metasync: MetasyncLike,
+    shop_id: str,
+    now: datetime | None = None,
+    settings: SyncSettings | None = None,
+) -> ProductSetSummary:
+    """Product sets created, updated and deleted to match the store's collections."""
+    with sync_context(metasync, shop_id, now, settings) as ctx:
+        catalog = read_catalog(ctx.shop, ctx.now, ctx.settings)
+        return sync_product_sets(ctx, desired_product_sets(catalog.items))
