@@ -218,3 +218,31 @@ def test_day_window_covers_meta_lag():
     monday = date(2026, 3, 9)
     window = Window.for_day(monday, FinanceSettings())
     assert (window.start, window.day) == (date(2026, 3, 4), monday)
+
+
+def test_monthly_report_has_settlement_totals_and_tax_by_jurisdiction(env, tmp_path):
+    import csv
+
+    from pipelines.finance.report import write_finance_report
+
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1", tax="0.80")
+    graph.transactions = [sale("o1", net="10.47", fee="-0.33")]
+    graph.payouts = [payout("P1", "10.47")]
+    ingest_finance(metasync, oms, "acme", DAY)
+
+    out = tmp_path / "report.csv"
+    written = write_finance_report(metasync.db(), "acme", DAY.strftime("%Y-%m"), out)
+
+    rows = list(csv.DictReader(out.open()))
+    assert written == len(rows) == 3
+    day, total, tax = rows
+    assert (day["section"], day["day"], day["sales_gross"], day["paid_out"]) == (
+        "settlement", DAY.isoformat(), "10.80", "10.47",
+    )
+    assert (total["section"], total["net"], total["fees"]) == ("settlement_total", "10.47", "-0.33")
+    assert (tax["jurisdiction"], tax["net_tax"], tax["remitted_by_seller"]) == (
+        "CALIFORNIA", "0.80", "0.80",
+    )
+    with pytest.raises(ValueError, match="2026-03"):
+        write_finance_report(metasync.db(), "acme", "March", out)
