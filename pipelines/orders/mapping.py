@@ -414,9 +414,10 @@ def cancellation_write(order: OmsOrder, cancellation: Cancellation) -> MetaWrite
     )
 
 
-def refund_write(order: OmsOrder, refund: Refund) -> MetaWrite:
+def refund_write(order: OmsOrder, refund: Refund, meta_return_id: str | None = None) -> MetaWrite:
     """Whole units by quantity where the line has no seller-funded order-level discount; by
-    amount where it has one (Meta takes only amounts there, orders.md §9.3)."""
+    amount where it has one (Meta takes only amounts there, orders.md §9.3). A refund for a
+    buyer's return names Meta's return id, so Meta closes that return as refunded."""
     items = []
     for event_line in refund.lines:
         line = order.line(event_line.line_id)
@@ -445,5 +446,8 @@ def refund_write(order: OmsOrder, refund: Refund) -> MetaWrite:
             "deductions": deductions,
             "reason_code": refund.reason_code,
             "reason_text": refund.reason_text,
-        },
+        }
+        # Only when set: the outbox hashes the body, and refunds recorded before this field
+        # existed must keep their hash.
+        | ({"return_id": meta_return_id} if meta_return_id else {}),
     )

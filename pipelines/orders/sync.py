@@ -129,7 +129,8 @@ def change_write(ctx: OrdersContext, order: OmsOrder, change: OmsChange) -> Meta
     if kind == ChangeKind.CANCELLATION:
         return cancellation_write(order, ctx.oms.get_cancellation(change.ref_id))
     if kind == ChangeKind.REFUND:
-        return refund_write(order, ctx.oms.get_refund(change.ref_id))
+        refund = ctx.oms.get_refund(change.ref_id)
+        return refund_write(order, refund, _meta_return_id(ctx, refund.return_id))
     ret = ctx.oms.get_return(change.ref_id)
     accepted = change.details.get("decision") == "accepted"
     return MetaWrite(
@@ -143,6 +144,13 @@ def change_write(ctx: OrdersContext, order: OmsOrder, change: OmsChange) -> Meta
             "merchant_return_id": f"oms_ret_{ret.return_id}",
         },
     )
+
+
+def _meta_return_id(ctx: OrdersContext, oms_return_id: int | None) -> str | None:
+    """Meta's id of the buyer's return an OMS refund settles (None: not a Meta return)."""
+    if oms_return_id is None:
+        return None
+    return ctx.oms.get_return(oms_return_id).external_ref
 
 
 def _send(ctx: OrdersContext, write: MetaWrite, key: str) -> dict:
@@ -164,7 +172,7 @@ def _send(ctx: OrdersContext, write: MetaWrite, key: str) -> dict:
         result = api.refund_order(
             order_id, key, items=args["items"], shipping=args["shipping"],
             deductions=args["deductions"], reason_code=args["reason_code"],
-            reason_text=args["reason_text"],
+            reason_text=args["reason_text"], return_id=args.get("return_id"),
         )  # fmt: skip
     else:
         result = api.update_return(

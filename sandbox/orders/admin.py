@@ -307,6 +307,7 @@ def _internal(order) -> dict[str, Any]:
         "shipments": len(order.shipments),
         "cancellations": len(order.cancellations),
         "refunds": len(order.refunds),
+        "refund_return_ids": [refund.return_id for refund in order.refunds],
         "payments": len(order.payments),
         "returns": list(order.returns),
         "refunded_shipping": order.refunded_shipping,
