@@ -1,0 +1,98 @@
+"""The catalog CLI: render and plan work offline; issues lists what the seller must fix."""
+
+import json
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+
+from pipelines.catalog.cli import catalog, issues
+from pipelines.catalog.generator import write_woocommerce_csv
+from pipelines.catalog.issues import SellerIssue, SellerIssueStore
+from resources.shops import ShopProfile
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def _lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_render_accounts_for_every_source_row_without_network(tmp_path):
+    store = write_woocommerce_csv(tmp_path / "woo.csv", products=6)
+    source_rows = sum(1 for _ in store.open(encoding="utf-8")) - 1
+
+    result = CliRunner().invoke(
+        catalog,
+        ["render", "--source", f"woocommerce_csv:{store}", "--currency", "EUR",
+         "--timezone", "Europe/Berlin", "--product-url-template",
+         "https://shop.example/p/{product_id}", "--brand", "Acme"],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    records = _lines(result.output)
+    kinds = {r["type"] for r in records}
+    assert kinds <= {"item", "excluded", "rejected"}
+    assert len(records) == source_rows
+    items = [r for r in records if r["type"] == "item"]
+    assert items and all(r["price"].endswith(" EUR") for r in items)
+    assert all(r["reason"] for r in records if r["type"] != "item")
+
+
+def test_render_with_a_bad_source_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(
+        catalog, ["render", "--source", "no_such_kind:x.csv", "--currency", "EUR"]
+    )
+    assert result.exit_code != 0
+    assert "unknown source kind" in result.output
+
+
+def test_plan_prints_the_creates_of_a_first_sync(registry, tmp_path):
+    store = write_woocommerce_csv(tmp_path / "woo.csv", products=4)
+    registry.add(
+        ShopProfile(shop_id="acme", name="Acme", catalog_id="c1", currency="EUR",
+                    source_kind="woocommerce_csv", source_location=str(store)),
+        token="secret-token",
+    )  # fmt: skip
+
+    result = CliRunner().invoke(
+        catalog,
+        ["plan", "--shop", "acme", "--product-url-template", "https://s.example/{product_id}",
+         "--brand", "Acme"],
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    records = _lines(result.output)
+    assert records and {r["method"] for r in records} == {"CREATE"}
+    assert "secret-token" not in result.output
+
+
+def test_issues_lists_call_to_action_and_admin_link(registry, metasync_db):
+    registry.add(
+        ShopProfile(shop_id="acme", name="Acme", catalog_id="c1", currency="EUR",
+                    source_kind="shopify_csv", source_location="x.csv"),
+        token="t",
+    )  # fmt: skip
+    issue = SellerIssue(
+        issue_type="meta:items_batch_rejected",
+        retailer_id="sku-1",
+        severity="error",
+        source="items_batch",
+        title="Meta rejected item sku-1",
+        call_to_action="Use an image of at least 500x500 pixels.",
+        admin_url="https://admin.example/products/9",
+        affected_retailer_ids=("sku-1",),
+    )
+    SellerIssueStore(metasync_db).sync("acme", "items_batch", [issue], NOW)
+
+    text = CliRunner().invoke(issues, ["--shop", "acme"])
+    as_json = CliRunner().invoke(issues, ["--shop", "acme", "--json"])
+
+    assert text.exit_code == 0, text.output
+    assert "Use an image of at least 500x500 pixels." in text.output
+    assert "https://admin.example/products/9" in text.output
+    assert _lines(as_json.output)[0]["retailer_id"] == "sku-1"
+
+
+def test_issues_for_an_unknown_shop_fails(metasync_db):
+    result = CliRunner().invoke(issues, ["--shop", "nobody"])
+    assert result.exit_code != 0
