@@ -9,7 +9,7 @@ for part of a line follow Meta's cumulative truncation in minor units (orders.md
 
 from collections.abc import Iterable
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select, union_all
 
@@ -80,12 +80,26 @@ def expected_order(
         tax=_charged(lines, "tax", currency, {}),
         seller_discount=_charged(lines, "order_discount", currency, events),
         meta_discount=_charged(lines, "meta_funded_discount", currency, events),
-        # TODO(finance-refund-tax): OMS refunds are pre-tax; when Meta refunds the tax as well the
-        # order shows the refunded tax as a difference until the OMS records refunded tax.
         refunds=sum((refund.total_amount for refund in refunds), ZERO),
+        refunded_tax=sum((_refunded_tax(line, currency, events) for line in lines), ZERO),
         merchant_order_id=order.reference,
         last_activity=last_activity,
     )
+
+
+def _refunded_tax(line: OmsLine, currency: str, events: LineEvents) -> Decimal:
+    """Tax following the refunded share of the line's captured base, rounded half up (the OMS
+    records refunds before tax; Meta refunds the tax in proportion)."""
+    if not line.refunded_amount:
+        return ZERO
+    captured_tax = charged_share(line.tax, line.qty_shipped, line.quantity, currency)
+    discount = _charged([line], "order_discount", currency, events)
+    captured_base = line.unit_price * line.qty_shipped - discount
+    if captured_base <= 0:
+        return ZERO
+    step = Decimal(1).scaleb(-exponent(currency))
+    share = captured_tax * min(line.refunded_amount, captured_base) / captured_base
+    return share.quantize(step, rounding=ROUND_HALF_UP)
 
 
 def _charged(

@@ -83,16 +83,33 @@ class ExpectedOrder:
     refunds: Decimal
     merchant_order_id: str | None = None
     last_activity: date | None = None
+    #: Tax given back with the refunds (the OMS records refunds before tax).
+    refunded_tax: Decimal = ZERO
+
+    def settled_refunds(self, tax_remitted: bool | None, settings: "ReconcileSettings") -> Decimal:
+        """Refunds as they reduce the seller's settlement: with their tax when the seller had it."""
+        if _meta_keeps_tax(tax_remitted, settings):
+            return self.refunds
+        return self.refunds + self.refunded_tax
 
     def gross(self, tax_remitted: bool | None, settings: "ReconcileSettings") -> Decimal:
         """What Meta should settle to the seller before fees."""
-        keeps_tax = bool(tax_remitted) and not settings.remitted_tax_paid_to_seller
-        tax = ZERO if keeps_tax else self.tax
-        return self.items + self.shipping + tax - self.seller_discount - self.refunds
+        tax = ZERO if _meta_keeps_tax(tax_remitted, settings) else self.tax
+        return (
+            self.items
+            + self.shipping
+            + tax
+            - self.seller_discount
+            - self.settled_refunds(tax_remitted, settings)
+        )
 
     @property
     def charged(self) -> bool:
         return (self.items + self.shipping + self.tax) != ZERO
+
+
+def _meta_keeps_tax(tax_remitted: bool | None, settings: "ReconcileSettings") -> bool:
+    return bool(tax_remitted) and not settings.remitted_tax_paid_to_seller
 
 
 @dataclass(frozen=True)
@@ -302,7 +319,7 @@ def _reconcile_order(
         expected_tax=ZERO if zero_expected else order.tax,
         expected_seller_discount=ZERO if zero_expected else order.seller_discount,
         expected_meta_discount=ZERO if zero_expected else order.meta_discount,
-        expected_refunds=ZERO if zero_expected else order.refunds,
+        expected_refunds=ZERO if zero_expected else order.settled_refunds(tax_remitted, settings),
         expected_gross=expected_gross,
         meta_sales=meta["sales"],
         meta_refunds=meta["refunds"],
