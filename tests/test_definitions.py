@@ -1,0 +1,51 @@
+"""The whole code location loads, and its jobs, schedules and sensors are the ones we expect."""
+
+import dagster as dg
+
+from pipelines.definitions import defs
+
+
+def _repository():
+    return defs.get_repository_def()
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_every_cadence_and_flow_has_its_job():
+    jobs = {job.name for job in _repository().get_all_jobs()}
+    assert {
+        "catalog_full_job",
+        "catalog_delta_job",
+        "catalog_stock_price_job",
+        "ingest_orders_job",
+        "push_order_changes_job",
+        "pull_meta_changes_job",
+        "capi_purchase_events_job",
+        "finance_job",
+        "shop_health_job",
+    } <= jobs
+
+
+def test_catalog_schedules_run_at_the_three_cadences():
+    schedules = {s.name: s.cron_schedule for s in _repository().schedule_defs}
+    assert schedules["catalog_full_schedule"] == "0 2 * * *"  # daily
+    assert schedules["catalog_delta_schedule"] == "5 * * * *"  # hourly
+    assert schedules["catalog_stock_price_schedule"] == "*/15 * * * *"  # every 15 minutes
+
+
+def test_sensors_watch_shops_orders_and_health():
+    sensors = {s.name for s in _repository().sensor_defs}
+    assert {
+        "shop_registry_sensor",
+        "new_orders_sensor",
+        "oms_changes_sensor",
+        "meta_changes_sensor",
+        "run_failure_alert_sensor",
+        "token_state_sensor",
+    } <= sensors
+
+
+def test_resources_are_bound_for_every_domain():
+    assert {"metasync", "oms", "alerts"} <= set(defs.resources)
