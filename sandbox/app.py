@@ -30,7 +30,13 @@ from sandbox.core.state import SandboxShop, SandboxState
 logger = logging.getLogger(__name__)
 
 # Each domain package registers its Graph routes on import and may expose `admin_router`.
-DOMAIN_PACKAGES = ("sandbox.catalog", "sandbox.orders", "sandbox.finance", "sandbox.conversions")
+DOMAIN_PACKAGES = (
+    "sandbox.catalog",
+    "sandbox.orders",
+    "sandbox.finance",
+    "sandbox.conversions",
+    "sandbox.offers",  # after catalog: takes over OFFER feeds
+)
 
 
 def _load_domains() -> list[Any]:

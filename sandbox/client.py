@@ -141,3 +141,12 @@ class SandboxAdmin:
             f"/shops/{shop_id}/finance/transactions",
             json={"transaction_type": transaction_type, "amount": amount, "order_id": order_id},
         )
+
+    # -- offers ---------------------------------------------------------------------------------
+
+    def offers(self, shop_id: str) -> list[dict[str, Any]]:
+        """The shop's offers as the sandbox stores them, each with `active` (now, by its clock)."""
+        return self.call("GET", f"/offers/{shop_id}")["offers"]
+
+    def offers_settings(self, **settings: Any) -> None:
+        self.call("POST", "/offers/settings", json=settings)

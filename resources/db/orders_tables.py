@@ -124,3 +124,48 @@ order_meta_events = Table(
     Column("oms_ref_id", Integer, nullable=True),
     Column("recorded_at", UtcDateTime, nullable=False),
 )
+
+# -- offers (orders.md §12): the store's discounts synced to Meta as an OFFER feed ---------------
+
+# The shop's OFFER feed on its catalog (created once, found again by name after a crash).
+offer_feeds = Table(
+    "offer_feeds",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("feed_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Per shop and offer_id (the store discount's code): what Meta last accepted, or refused.
+offers_ledger = Table(
+    "offers_ledger",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("offer_id", String(100), primary_key=True),
+    Column("content_hash", String(64), nullable=True, comment="row Meta accepted; null: never"),
+    Column("rejected_hash", String(64), nullable=True, comment="row Meta refused; not resent"),
+    Column("row", JSON, nullable=True, comment="the feed row Meta accepted"),
+    Column("status", String(16), nullable=False, comment="active | deactivated | rejected"),
+    Column("last_error", Text, nullable=True),
+    Column("last_upload_key", String(80), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Every offer feed upload, recorded (with its file) before it is sent; a rerun after a crash
+# resends the recorded file under the same key instead of computing a new one.
+offer_uploads = Table(
+    "offer_uploads",
+    metadata,
+    Column("idempotency_key", String(80), primary_key=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("feed_id", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("offers", JSON, nullable=False, comment="[[offer_id, content_hash, action, row], ...]"),
+    Column("status", String(16), nullable=False, comment="recorded | finished"),
+    Column("session_id", String(64), nullable=True),
+    Column("errors", JSON, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_offer_uploads_shop_status", "shop_id", "status"),
+)
