@@ -27,7 +27,8 @@ def main(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx logs every request URL at INFO; keep it for --verbose.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command()
@@ -186,7 +187,9 @@ def demo(catalog_path: Path | None, workdir: Path | None) -> None:
     """Run the main job end to end against the sandbox and print a per-shop summary."""
     from pipelines.demo import run_demo
 
-    summary = run_demo(catalog_path=catalog_path, workdir=workdir or get_settings().state_dir)
+    summary = run_demo(
+        catalog_path=catalog_path, workdir=workdir or get_settings().state_dir / "demo"
+    )
     click.echo(summary.render())
     sys.exit(0 if summary.ok else 1)
 

@@ -23,6 +23,8 @@ def register_from_install(
     onsite_orders: bool = False,
     offers: bool = False,
     admin_url_template: str | None = None,
+    storefront_url_template: str | None = None,
+    default_brand: str | None = None,
 ) -> ShopProfile:
     """Register (or update) a shop from an MBE install record and its token."""
     capabilities = [
@@ -44,6 +46,8 @@ def register_from_install(
         source_location=source_location,
         capabilities=capabilities,
         admin_url_template=admin_url_template,
+        storefront_url_template=storefront_url_template,
+        default_brand=default_brand,
     )
     return registry.add(profile, token)
 

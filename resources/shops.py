@@ -58,6 +58,10 @@ class ShopProfile(BaseModel):
     source_location: str
     capabilities: list[Capability] = Field(default_factory=list)
     admin_url_template: str | None = None
+    # The product page on the shop's storefront, e.g. https://acme.example/products/{handle}.
+    storefront_url_template: str | None = None
+    # Meta requires a brand; used for products whose store row names none (default: the name).
+    default_brand: str | None = None
     status: ShopStatus = ShopStatus.ACTIVE
     status_reason: str | None = None
 

@@ -133,9 +133,19 @@ def write_shopify_csv(path: Path, seed: int = 7, products: int = 30) -> Path:
     return _write(Path(path), SHOPIFY_COLUMNS, shopify_rows(seed, products))
 
 
-def write_woocommerce_csv(path: Path, seed: int = 7, products: int = 30) -> Path:
-    """A WooCommerce export: simple and variable products, one draft, one missing price."""
+def write_woocommerce_csv(
+    path: Path, seed: int = 7, products: int = 30, currency_digits: int = 2
+) -> Path:
+    """A WooCommerce export: simple and variable products, one draft, one missing price.
+
+    `currency_digits` matches the shop's currency (0 for JPY: prices in whole yen, a hundred
+    times the two-decimal amounts)."""
     rng = random.Random(seed)
+
+    def price(low: int, high: int) -> Decimal:
+        amount = _money(rng, low, high)
+        return amount if currency_digits == 2 else (amount * 100).quantize(Decimal(1))
+
     rows: list[dict[str, str]] = []
     next_id = 100
     for index in range(products):
@@ -165,20 +175,21 @@ def write_woocommerce_csv(path: Path, seed: int = 7, products: int = 30) -> Path
                 variation.update({
                     "ID": str(next_id), "Type": "variation", "SKU": f"woo-{index}-{size}",
                     "Name": f"{title} - {size}", "Published": "1", "In stock?": "1",
-                    "Stock": str(rng.choice((0, 4, 12))), "Regular price": str(_money(rng, 10, 90)),
+                    "Stock": str(rng.choice((0, 4, 12))), "Regular price": str(price(10, 90)),
                     "Parent": f"id:{parent_id}", "Attribute 1 name": "Size",
                     "Attribute 1 value(s)": size,
                 })  # fmt: skip
                 next_id += 1
                 rows.append(variation)
         else:
-            price = _money(rng, 10, 90)
+            regular = price(10, 90)
+            discount = Decimal(5) if currency_digits == 2 else Decimal(500)
             sale_window = index % 8 == 0
             base.update(
                 {
                     "Type": "simple",
-                    "Regular price": "" if index == 2 else str(price),
-                    "Sale price": str(price - 5) if index % 4 == 0 else "",
+                    "Regular price": "" if index == 2 else str(regular),
+                    "Sale price": str(regular - discount) if index % 4 == 0 else "",
                     "Date sale price starts": "2030-01-01" if sale_window else "",
                     "Date sale price ends": "2030-01-31" if sale_window else "",
                 }

@@ -215,8 +215,8 @@ def shop_context(shop: ShopProfile, settings: SyncSettings) -> ShopContext:
         currency=shop.currency,
         timezone=shop.timezone,
         admin_url_template=shop.admin_url_template,
-        product_url_template=settings.product_url_template,
-        brand=settings.default_brand,
+        product_url_template=shop.storefront_url_template or settings.product_url_template,
+        brand=shop.default_brand or settings.default_brand or shop.name,
     )
 
 

@@ -167,15 +167,19 @@ class SandboxState:
     def save(self, path: Path) -> None:
         """Write the state so a demo survives a restart (pickle: trusted local file only)."""
         with self.lock:
-            snapshot = {k: v for k, v in self.__dict__.items() if k != "lock"}
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps(snapshot))
+            tmp.write_bytes(pickle.dumps(self))
             tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "SandboxState":
-        snapshot = pickle.loads(path.read_bytes())
-        state = cls()
-        state.__dict__.update(snapshot)
-        return state
+        return pickle.loads(path.read_bytes())
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Locks cannot be pickled, and domain backends may point back at this state.
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, snapshot: dict[str, Any]) -> None:
+        self.__dict__.update(snapshot)
+        self.lock = threading.RLock()
