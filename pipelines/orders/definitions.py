@@ -1,11 +1,10 @@
 """The orders domain's Dagster objects. Resources are bound by pipelines/definitions.py:
-"metasync" -> MetasyncResource, "oms" -> OmsResource (pipelines/orders/resources.py)."""
+"metasync" -> MetasyncResource, "oms" -> OmsResource (pipelines/orders/resources.py).
+Offers (store discounts -> Meta offers, orders.md §12) have their own defs in
+pipelines/offers/definitions.py."""
 
 import dagster as dg
 
-# TODO(offers): shops with Capability.OFFERS should get their store discounts synced to Meta as
-# an OFFER feed (orders.md §12) or, where the sandbox lacks it, a seller issue with the Commerce
-# Manager link; not built yet.
 from pipelines.orders.checks import order_ack_backlog, order_sla_job, order_sla_schedule
 from pipelines.orders.jobs import ingest_orders_job, pull_meta_changes_job, push_order_changes_job
 from pipelines.orders.schedules import created_orders_sweep_schedule

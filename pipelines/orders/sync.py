@@ -23,6 +23,13 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from pipelines.orders.event_origin import (
+    cancellation_signature,
+    claim_matching_intent,
+    intent_claimed,
+    record_intent,
+    refund_signature,
+)
 from pipelines.orders.intake import OrdersContext
 from pipelines.orders.mapping import (
     MetaWrite,
@@ -107,6 +114,7 @@ def push_change(ctx: OrdersContext, change: OmsChange) -> str:
         key, shop_id=ctx.shop_id, action=write.action, target_id=write.meta_order_id,
         body=write.body(),
     )  # fmt: skip
+    _record_event_intent(ctx, order, change, write, key)
     if recorded.status != "succeeded":
         ctx.outbox.mark_attempt(key)
         try:
@@ -115,7 +123,7 @@ def push_change(ctx: OrdersContext, change: OmsChange) -> str:
             return _refused(ctx, change, write, key, exc, known)
         ctx.outbox.mark_succeeded(key, response)
     # Reached after a fresh success, or on a rerun after a crash that came after Meta's answer.
-    _claim_new_meta_events(ctx, write)
+    _claim_new_meta_events(ctx, write, key)
     _settle(ctx, change, write.meta_order_id, write.action, "synced", key=key, known=known)
     return "synced"
 
@@ -251,13 +259,22 @@ def _settle(ctx, change, meta_order_id, action, status, *, key="", known=None, e
 _EVENT_KIND = {"cancellation": "cancellation", "refund": "refund"}
 
 
-def _claim_new_meta_events(ctx: OrdersContext, write: MetaWrite) -> None:
-    """After our cancellation or refund, the order's unclaimed Meta ids of that kind are ours.
+def _record_event_intent(ctx, order: OmsOrder, change: OmsChange, write: MetaWrite, key: str):
+    """Before a cancellation or refund is sent: what it asks for (pipelines/orders/event_origin)."""
+    kind = _EVENT_KIND.get(write.action)
+    if kind is None:
+        return
+    signature = (
+        cancellation_signature(order, ctx.oms.get_cancellation(change.ref_id), write)
+        if kind == "cancellation"
+        else refund_signature(write)
+    )
+    record_intent(ctx.db, ctx.shop_id, key, write.meta_order_id, kind, signature)
 
-    TODO(meta-event-origin): Meta answers writes with {"success": true} only; a Meta-side event
-    created in the instant between our write and this read would be claimed as ours. Meta gives
-    no initiator field to tell them apart.
-    """
+
+def _claim_new_meta_events(ctx: OrdersContext, write: MetaWrite, key: str) -> None:
+    """After our cancellation or refund: the order's new Meta ids that match one of our recorded
+    intents are ours; the others are Meta's, left for the pull to apply."""
     kind = _EVENT_KIND.get(write.action)
     if kind is None:
         return
@@ -267,9 +284,22 @@ def _claim_new_meta_events(ctx: OrdersContext, write: MetaWrite) -> None:
         else ctx.api.list_refunds(write.meta_order_id)
     )
     known = _known_event_ids(ctx, kind)
+    unmatched = []
     for event in listed:
-        if event.id not in known:
+        if event.id in known:
+            continue
+        if claim_matching_intent(ctx.db, ctx.shop_id, write.meta_order_id, kind, event, key):
             _remember_event(ctx, kind, event.id, write.meta_order_id, "metasync", None)
+        else:
+            unmatched.append(event)
+    if len(unmatched) == 1 and not intent_claimed(ctx.db, ctx.shop_id, key):
+        # Meta applied our write (it said so) yet renders it unlike what we asked: the one new
+        # id is ours. Logged: it means the matching rules miss a way Meta reports events.
+        logger.warning(
+            "shop %s: %s %s of order %s did not match our request; claimed as ours",
+            ctx.shop_id, kind, unmatched[0].id, write.meta_order_id,
+        )  # fmt: skip
+        _remember_event(ctx, kind, unmatched[0].id, write.meta_order_id, "metasync", None)
 
 
 def _known_event_ids(ctx: OrdersContext, kind: str) -> set[str]:
@@ -353,6 +383,10 @@ def _pull_order(ctx: OrdersContext, meta_order_id: str, summary: PullSummary) ->
     for cancellation in ctx.api.list_cancellations(meta_order_id):
         if cancellation.id in known_cancellations:
             continue
+        if claim_matching_intent(ctx.db, ctx.shop_id, meta_order_id, "cancellation", cancellation):
+            # Ours, from a push whose run died before it claimed the id.
+            _remember_event(ctx, "cancellation", cancellation.id, meta_order_id, "metasync", None)
+            continue
         lines = [
             EventLine(by_item[item.id].line_id, quantity=item.quantity)
             for item in cancellation.items
@@ -369,6 +403,9 @@ def _pull_order(ctx: OrdersContext, meta_order_id: str, summary: PullSummary) ->
     known_refunds = _known_event_ids(ctx, "refund")
     for refund in ctx.api.list_refunds(meta_order_id):
         if refund.id in known_refunds:
+            continue
+        if claim_matching_intent(ctx.db, ctx.shop_id, meta_order_id, "refund", refund):
+            _remember_event(ctx, "refund", refund.id, meta_order_id, "metasync", None)
             continue
         lines = [
             EventLine(

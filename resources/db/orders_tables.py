@@ -5,6 +5,11 @@
 * ``order_issues``       orders that need a person: why (a code), what we did (a policy action).
 * ``order_change_sync``  per OMS change: was it sent to Meta, with which key, what Meta said.
 * ``order_watermarks``   per shop and stream, how far Meta-side changes have been pulled.
+* ``order_meta_events``  Meta's cancellation / refund / return ids and who caused each.
+* ``order_write_intents`` what each cancellation / refund push asked for, recorded before it is
+                         sent, so a Meta event is matched to it by content (event_origin.py).
+* ``offer_feeds``, ``offers_ledger``, ``offer_uploads``  store discounts synced as Meta offers
+                         (pipelines/offers).
 
 The seller-issue table of the catalog is keyed by retailer_id; an order problem is keyed by the
 order, so orders keep their own table with the same spirit (reason + call to action).
@@ -168,4 +173,20 @@ offer_uploads = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     Index("ix_offer_uploads_shop_status", "shop_id", "status"),
+)
+
+# What each cancellation / refund push asked Meta for, recorded before it is sent. Meta's answer
+# carries no id, so a Meta event is ours when it matches an intent of the same order and kind by
+# its items, quantities and amounts (not by when it appeared); `meta_event_id` is the claim.
+order_write_intents = Table(
+    "order_write_intents",
+    metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("idempotency_key", String(80), primary_key=True),
+    Column("meta_order_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False, comment="cancellation | refund"),
+    Column("signature", JSON, nullable=False, comment="items, quantities, amounts, reason"),
+    Column("meta_event_id", String(64), nullable=True, comment="the Meta event it became"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_order_write_intents_order", "shop_id", "meta_order_id", "kind"),
 )
