@@ -10,6 +10,8 @@ Each body is a recipe: check the shop may run, call the plain function in
 `pipelines.catalog.sync`, report numbers, grade the checks. Tokens never leave the resource.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -27,6 +29,8 @@ from pipelines.catalog.sync import (
 )
 from pipelines.resources import MetasyncResource
 from pipelines.shops import runnable_shops, shop_partitions
+from resources.meta.errors import GraphAuthError
+from resources.shops import ShopStatus
 
 GROUP = "catalog"
 REJECT_RATE_CHECK = "meta_reject_rate_below_threshold"
@@ -86,6 +90,21 @@ def require_active(metasync: MetasyncResource, shop_id: str) -> None:
             description=f"shop {shop_id} is not runnable: {skipped[shop_id]}",
             metadata={"shop": shop_id, "reason": skipped[shop_id]},
         )
+
+
+@contextmanager
+def shop_guard(metasync: MetasyncResource, shop_id: str) -> Iterator[None]:
+    """Fail a paused shop's run with its reason; a rejected token (190) pauses the shop for
+    re-authentication so the schedules skip it until `metasync shops set-token`."""
+    require_active(metasync, shop_id)
+    try:
+        yield
+    except GraphAuthError as error:
+        reason = f"Meta rejected the token (code {error.code}); re-authenticate the shop"
+        metasync.registry().set_status(shop_id, ShopStatus.NEEDS_REAUTH, reason)
+        raise dg.Failure(
+            description=f"shop {shop_id}: {reason}", metadata={"shop": shop_id}
+        ) from error
 
 
 def summary_metadata(summary: SyncSummary, metasync: MetasyncResource) -> dict[str, Any]:
@@ -192,11 +211,11 @@ def catalog_full_sync(
     """The shop's whole catalog as a replace feed upload, followed to its end, then the live
     catalog read back: orphans deleted, drifted or missing items sent again."""
     shop_id = context.partition_key
-    require_active(metasync, shop_id)
-    try:
-        summary = full_sync(metasync, shop_id, settings=config.to_settings())
-    except CatalogRefused as refused:
-        raise dg.Failure(description=str(refused), metadata=refused.numbers) from refused
+    with shop_guard(metasync, shop_id):
+        try:
+            summary = full_sync(metasync, shop_id, settings=config.to_settings())
+        except CatalogRefused as refused:
+            raise dg.Failure(description=str(refused), metadata=refused.numbers) from refused
     return _report(context, summary, metasync, config)
 
 
@@ -212,8 +231,8 @@ def catalog_delta_sync(
 ) -> dg.MaterializeResult:
     """Changes since what Meta accepted, as items_batch calls; nothing sent when unchanged."""
     shop_id = context.partition_key
-    require_active(metasync, shop_id)
-    summary = delta_sync(metasync, shop_id, settings=config.to_settings())
+    with shop_guard(metasync, shop_id):
+        summary = delta_sync(metasync, shop_id, settings=config.to_settings())
     return _report(context, summary, metasync, config)
 
 
@@ -229,8 +248,8 @@ def catalog_stock_price_sync(
 ) -> dg.MaterializeResult:
     """Price, sale and stock of items already on Meta, as partial UPDATEs."""
     shop_id = context.partition_key
-    require_active(metasync, shop_id)
-    summary = stock_and_price_sync(metasync, shop_id, settings=config.to_settings())
+    with shop_guard(metasync, shop_id):
+        summary = stock_and_price_sync(metasync, shop_id, settings=config.to_settings())
     return _report(context, summary, metasync, config)
 
 
@@ -245,8 +264,8 @@ def catalog_product_sets(
 ) -> dg.MaterializeResult:
     """One product set per store collection (product_type): created, updated, deleted."""
     shop_id = context.partition_key
-    require_active(metasync, shop_id)
-    summary = product_sets_sync(metasync, shop_id, settings=config.to_settings())
+    with shop_guard(metasync, shop_id):
+        summary = product_sets_sync(metasync, shop_id, settings=config.to_settings())
     context.log.info(
         f"shop {shop_id}: product sets {summary.created} created, {summary.updated} updated, "
         f"{summary.deleted} deleted, {summary.unchanged} unchanged"
@@ -273,8 +292,8 @@ def catalog_seller_issues(
 ) -> dg.MaterializeResult:
     """Meta's catalog diagnostics as seller issues; issues Meta no longer reports resolved."""
     shop_id = context.partition_key
-    require_active(metasync, shop_id)
-    counts = pull_diagnostics(metasync, shop_id)
+    with shop_guard(metasync, shop_id):
+        counts = pull_diagnostics(metasync, shop_id)
     context.log.info(
         f"shop {shop_id}: diagnostics {counts.opened} opened, {counts.still_open} still open, "
         f"{counts.resolved} resolved"

@@ -158,3 +158,17 @@ def test_diagnostics_raise_seller_issues_and_resolve_when_gone(catalog_shop, san
     assert resolved.resolved == len(diagnostics)
     still_open = SellerIssueStore(shop.metasync.db()).open_issues("acme")
     assert not [i for i in still_open if i["source"] == "diagnostics"]
+
+
+def test_rejected_token_pauses_the_shop_for_reauthentication(catalog_shop, sandbox_admin, instance):
+    from resources.shops import ShopStatus
+
+    shop = catalog_shop()
+    sandbox_admin.expire_token("acme")
+
+    result = _materialize(catalog_delta_sync, shop, instance)
+
+    assert not result.success
+    profile = shop.metasync.registry().get("acme")
+    assert profile.status == ShopStatus.NEEDS_REAUTH
+    assert "re-authenticate" in profile.status_reason
