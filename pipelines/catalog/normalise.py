@@ -40,7 +40,7 @@ from resources.store import (
     RejectionReason,
     source_class,
 )
-from resources.store.base import concat_frames, rejected_rows
+from resources.store.base import concat_frames, per_distinct, rejected_rows
 
 # ISO 4217 active codes with their minor units; absent from ZERO/THREE/FOUR means 2.
 ZERO_DECIMAL = frozenset(
@@ -268,13 +268,6 @@ def _map_unique(series: pd.Series, func: Callable[[str], object]) -> pd.Series:
     return pd.Series(mapped[codes], index=series.index)
 
 
-def _text_per_unique(series: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """A column-wise str function run on the distinct values only, spread back to every row."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=False)
-    mapped = func(pd.Series(uniques, dtype=series.dtype)).array  # keeps str or object dtype
-    return pd.Series(mapped.take(codes), index=series.index, dtype=mapped.dtype)
-
-
 # Cleaning all distinct values of a column at once: each regex runs once over the values joined
 # by NUL (one C-level pass instead of ~8 Python calls per value). Every character class below
 # excludes NUL, so no match can reach into the next value; values holding a NUL themselves are
@@ -463,17 +456,17 @@ def _text_fields(frame: pd.DataFrame, shop: ShopContext, limits: FieldLimits) ->
 
 
 def _enum_fields(frame: pd.DataFrame, limits: FieldLimits) -> None:
-    availability = _text_per_unique(
+    availability = per_distinct(
         frame["availability"], lambda text: text.str.casefold().str.replace("_", " ", regex=False)
     )
     unknown = (availability != "") & ~availability.isin(AVAILABILITY)
     _warn(frame, unknown, "unknown availability: in stock assumed")
     frame["availability"] = availability.where(availability.isin(AVAILABILITY), "in stock")
-    condition = _text_per_unique(frame["condition"], lambda text: text.str.casefold())
+    condition = per_distinct(frame["condition"], lambda text: text.str.casefold())
     frame["condition"] = condition.where(condition.isin(CONDITIONS), "new")
-    gender = _text_per_unique(frame["gender"], lambda text: text.str.casefold())
+    gender = per_distinct(frame["gender"], lambda text: text.str.casefold())
     frame["gender"] = gender.where(gender.isin(GENDERS), "")
-    age = _text_per_unique(frame["age_group"], lambda text: text.str.casefold())
+    age = per_distinct(frame["age_group"], lambda text: text.str.casefold())
     frame["age_group"] = age.where(age.isin(AGE_GROUPS), "")
     frame["status"] = frame["status"].where(frame["status"] == "archived", "active")
     frame["quantity_to_sell_on_facebook"] = pd.to_numeric(
@@ -538,7 +531,7 @@ class _Amounts:
 
 def _money_fields(frame: pd.DataFrame, shop: ShopContext, now: datetime) -> list:
     raw_price = frame["price"]
-    currency = _text_per_unique(frame["currency"], lambda text: text.str.upper())
+    currency = per_distinct(frame["currency"], lambda text: text.str.upper())
     currency = currency.where(frame["currency"] != "", shop.currency)
     frame["currency"] = currency
     bad_currency = ~currency.isin(CURRENCIES)
@@ -697,7 +690,7 @@ _HTTP = re.compile(r"^https?://\S+$")
 def _link_fields(frame: pd.DataFrame, shop: ShopContext, limits: FieldLimits) -> list:
     templated = _render_template(shop.product_url_template, frame)
     frame["link"] = frame["link"].where(frame["link"] != "", templated)
-    frame["image_link"] = _text_per_unique(frame["image_link"], _absolute_images)
+    frame["image_link"] = per_distinct(frame["image_link"], _absolute_images)
     frame["additional_image_link"] = _map_unique(
         frame["additional_image_links"], lambda text: _image_list(text, limits)
     ).astype("str")

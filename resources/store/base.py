@@ -18,7 +18,7 @@ import codecs
 import io
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -273,8 +273,24 @@ def column(raw: pd.DataFrame, name: str) -> pd.Series:
     return raw[name].astype("str").str.strip()
 
 
+def per_distinct(series: pd.Series, func: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """`func(series)` computed on the distinct values only and spread back to every row.
+
+    For element-wise functions the result is the same, dtype included; store columns repeat a
+    lot (a million variants share a few option values, stock levels, policies), so this turns
+    Python-speed string work (casefold, parsing) into a few thousand calls.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    mapped = func(pd.Series(uniques, dtype=series.dtype)).array
+    return pd.Series(mapped.take(codes), index=series.index, dtype=mapped.dtype)
+
+
 def count_text(values: pd.Series) -> pd.Series:
     """Whole non-negative counts as text ("" when not a number): stock quantities."""
+    return per_distinct(values, _count_text)
+
+
+def _count_text(values: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").clip(lower=0).round()
     return numbers.astype("Int64").astype("string").fillna("").astype("str")
 
@@ -363,16 +379,23 @@ def apply_options(frame: pd.DataFrame, names: list[pd.Series], values: list[pd.S
             frame[field] = ""
     extra = pd.Series("", index=frame.index, dtype="str")
     for name, value in zip(names, values, strict=True):
-        key = name.str.strip().str.casefold()
-        present = ~value.str.strip().str.casefold().isin(PLACEHOLDER_OPTION_VALUES)
+        key = per_distinct(name, lambda text: text.str.strip().str.casefold())
+        placeholder = per_distinct(
+            value, lambda text: text.str.strip().str.casefold().isin(PLACEHOLDER_OPTION_VALUES)
+        )
+        present = ~placeholder
         matched = pd.Series(False, index=frame.index)
         for field, synonyms in OPTION_FIELDS.items():
-            hit = present & key.isin(synonyms) & (frame[field] == "")
-            frame.loc[hit, field] = value[hit]
-            matched |= present & key.isin(synonyms)
+            synonym = present & key.isin(synonyms)
+            hit = synonym & (frame[field] == "")
+            if hit.any():
+                frame.loc[hit, field] = value[hit]
+            matched |= synonym
         other = present & ~matched & (key != "") & (key != "title")
-        pair = _attribute_text(name) + ":" + _attribute_text(value)
-        extra = extra.where(~other, extra.where(extra == "", extra + ",") + pair)
+        if other.any():  # usually no row has an unrecognised option: skip the string work
+            pair = _attribute_text(name[other]) + ":" + _attribute_text(value[other])
+            before = extra[other]
+            extra[other] = before.where(before == "", before + ",") + pair
     if "additional_variant_attribute" in frame.columns:
         keep = frame["additional_variant_attribute"] != ""
         extra = extra.where(~keep, frame["additional_variant_attribute"])

@@ -15,6 +15,7 @@ apps add it), that id is used instead. `item_group_id` is the handle (or the `ID
 
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from resources.store.base import (
@@ -27,6 +28,7 @@ from resources.store.base import (
     concat_frames,
     count_text,
     excluded_rows,
+    per_distinct,
     rejected_rows,
     store_items,
 )
@@ -64,24 +66,26 @@ class ShopifyCsvSource(CsvStoreSource):
 
     @classmethod
     def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
-        frame = raw.copy()
-        frame["handle"] = column(raw, "Handle")
-        frame["product_id"] = frame["handle"]
-        no_handle = frame["handle"] == ""
-        listed = frame.loc[~no_handle]
+        handle = column(raw, "Handle")
+        no_handle = handle == ""
+        # one code per handle, in order of first appearance: product fields are computed once
+        # per product and spread to its rows by code (a product has many variant rows)
+        codes, _ = pd.factorize(handle, use_na_sentinel=False)
+        first_row = ~handle.duplicated(keep="first")
+        product = _product_fields(raw, codes, first_row.to_numpy(), ~no_handle.to_numpy())
+        frame = _row_frame(raw, handle)
 
-        product = _product_fields(listed)
-        frame = frame.join(product, on="handle")
         is_variant = _has_variant_data(raw) & ~no_handle
         has_image = column(raw, "Image Src") != ""
-        first_row = ~no_handle & ~frame.duplicated("handle", keep="first")
-        variant_count = is_variant.groupby(frame["handle"]).transform("sum")
-        lonely_first = first_row & ~is_variant & (variant_count == 0)
+        first_row = ~no_handle & first_row
+        variant_count = np.bincount(codes, weights=is_variant.to_numpy(), minlength=len(product))
+        lonely_first = first_row & ~is_variant & (variant_count[codes] == 0)
 
-        status = frame["p_status"].str.casefold()
+        status = _per_row(product["p_status_folded"], codes, raw.index)
         draft = is_variant & (status == "draft")
-        gift = is_variant & ~draft & frame["p_gift_card"].str.casefold().isin(TRUE_VALUES)
-        shipping = column(raw, "Variant Requires Shipping").str.casefold()
+        gift_card = _per_row(product["p_gift_card_true"], codes, raw.index)
+        gift = is_variant & ~draft & gift_card
+        shipping = per_distinct(column(raw, "Variant Requires Shipping"), _casefold)
         digital = is_variant & ~draft & ~gift & (shipping == "false")
         sellable = is_variant & ~draft & ~gift & ~digital
 
@@ -110,7 +114,7 @@ class ShopifyCsvSource(CsvStoreSource):
                 frame, lonely_first, RejectionReason.NO_VARIANTS, "product has no variant rows"
             ),
         ]
-        items = _variant_items(frame.loc[sellable], raw.loc[sellable])
+        items = _variant_items(raw.loc[sellable, _variant_columns(raw)], product, codes[sellable])
         return StoreRows(
             items=items,
             excluded=concat_frames(excluded, excluded[0].columns),
@@ -126,50 +130,114 @@ def _has_variant_data(raw: pd.DataFrame) -> pd.Series:
     )
 
 
-def _product_fields(listed: pd.DataFrame) -> pd.DataFrame:
-    """Product-level fields from each handle's first row, plus the product's ordered images."""
-    first = listed.drop_duplicates("handle", keep="first")
-    fields = {
-        "p_title": "Title",
-        "p_body": "Body (HTML)",
-        "p_vendor": "Vendor",
-        "p_type": "Type",
-        "p_published": "Published",
-        "p_status": "Status",
-        "p_gift_card": "Gift Card",
-        "p_product_id": "ID",
-        "p_google_category": "Google Shopping / Google Product Category",
-        "p_category": "Product Category",
-        "p_gender": "Google Shopping / Gender",
-        "p_age_group": "Google Shopping / Age Group",
-        "p_condition": "Google Shopping / Condition",
-        "p_mpn": "Google Shopping / MPN",
-        **{f"p_option{i}_name": f"Option{i} Name" for i in OPTION_SLOTS},
-    }
-    product = pd.DataFrame({key: column(first, name) for key, name in fields.items()})
-    product.index = first["handle"]
-    product["p_images"] = _product_images(listed)
-    product["p_images"] = product["p_images"].fillna("")
+def _row_frame(raw: pd.DataFrame, handle: pd.Series) -> pd.DataFrame:
+    """What excluded_rows / rejected_rows read for every raw row (a raw `variant_id` or
+    `item_group_id` column, when an export has one, is reported as it always was)."""
+    kept = [name for name in ("variant_id", "item_group_id") if name in raw.columns]
+    frame = raw[["source_row", *kept]].copy()
+    frame["handle"] = handle
+    frame["product_id"] = handle
+    return frame
+
+
+def _casefold(text: pd.Series) -> pd.Series:
+    return text.str.casefold()
+
+
+def _per_row(values: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """A per-product column spread to rows by product code."""
+    return pd.Series(values.array.take(codes), index=index, dtype=values.dtype)
+
+
+PRODUCT_FIELDS = {
+    "p_title": "Title",
+    "p_body": "Body (HTML)",
+    "p_vendor": "Vendor",
+    "p_type": "Type",
+    "p_published": "Published",
+    "p_status": "Status",
+    "p_gift_card": "Gift Card",
+    "p_product_id": "ID",
+    "p_google_category": "Google Shopping / Google Product Category",
+    "p_category": "Product Category",
+    "p_gender": "Google Shopping / Gender",
+    "p_age_group": "Google Shopping / Age Group",
+    "p_condition": "Google Shopping / Condition",
+    "p_mpn": "Google Shopping / MPN",
+    **{f"p_option{i}_name": f"Option{i} Name" for i in OPTION_SLOTS},
+}
+VARIANT_FIELDS = (
+    "Variant ID",
+    "Variant SKU",
+    "Variant Price",
+    "Variant Compare At Price",
+    "Variant Inventory Qty",
+    "Variant Inventory Policy",
+    "Variant Image",
+    "Variant Barcode",
+    "Variant Grams",
+    *(f"Option{i} Value" for i in OPTION_SLOTS),
+)
+
+
+def _variant_columns(raw: pd.DataFrame) -> list[str]:
+    return ["source_row", *(name for name in VARIANT_FIELDS if name in raw.columns)]
+
+
+def _product_fields(
+    raw: pd.DataFrame, codes: np.ndarray, first_row: np.ndarray, listed: np.ndarray
+) -> pd.DataFrame:
+    """One row per product code: fields from the product's first row, derived product-level
+    values (folded status, product id...) and the product's ordered images."""
+    first = raw.loc[first_row]
+    product = pd.DataFrame(
+        {key: column(first, name).reset_index(drop=True) for key, name in PRODUCT_FIELDS.items()}
+    )
+    handle = column(first, "Handle").reset_index(drop=True)
+    product["p_handle"] = handle
+    product["p_status_folded"] = product["p_status"].str.casefold()
+    product["p_gift_card_true"] = product["p_gift_card"].str.casefold().isin(TRUE_VALUES)
+    product_id = product["p_product_id"].where(product["p_product_id"] != "", handle)
+    product["p_group"] = product_id
+    category = product["p_google_category"]
+    product["p_any_category"] = category.where(category != "", product["p_category"])
+    for name in ("p_condition", "p_gender", "p_age_group"):
+        product[name] = product[name].str.casefold()
+    published = product["p_published"].str.casefold()
+    archived = (product["p_status_folded"] == "archived") | (published == "false")
+    product["p_meta_status"] = archived.map({True: "archived", False: "active"})
+    images = _product_images(raw, codes, listed, len(product))
+    product["p_images"] = pd.Series(images, dtype="str")
     return product
 
 
-def _product_images(listed: pd.DataFrame) -> pd.Series:
-    """Comma-joined image URLs per handle, in Image Position order, duplicates removed."""
+def _product_images(
+    raw: pd.DataFrame, codes: np.ndarray, listed: np.ndarray, products: int
+) -> list[str]:
+    """Comma-joined image URLs per product code, in Image Position order, duplicates removed."""
+    source = column(raw, "Image Src")
+    rows = np.flatnonzero(listed & (source != "").to_numpy())
     images = pd.DataFrame(
         {
-            "handle": listed["handle"],
-            "url": column(listed, "Image Src").map(_absolute_url),
-            "position": pd.to_numeric(column(listed, "Image Position"), errors="coerce"),
-            "source_row": listed["source_row"],
+            "code": codes[rows],
+            "url": per_distinct(source.iloc[rows], _absolute_urls).to_numpy(dtype=object),
+            "position": pd.to_numeric(
+                column(raw, "Image Position").iloc[rows], errors="coerce"
+            ).to_numpy(dtype=float),
+            "source_row": raw["source_row"].to_numpy()[rows],
         }
     )
-    images = images.loc[images["url"] != ""].sort_values(["handle", "position", "source_row"])
-    images = images.drop_duplicates(["handle", "url"])
-    # one pass over sorted rows; groupby(...).agg(",".join) is ~50x slower on Arrow strings
-    joined: dict[str, list[str]] = {}
-    for handle, url in zip(images["handle"].tolist(), images["url"].tolist(), strict=True):
-        joined.setdefault(handle, []).append(url)
-    return pd.Series({handle: ",".join(urls) for handle, urls in joined.items()}, dtype="str")
+    # handle, then position (unknown last), then file order: as a seller reads the export
+    order = np.lexsort((images["source_row"], images["position"], images["code"]))
+    images = images.iloc[order].drop_duplicates(["code", "url"])
+    joined: list[list[str]] = [[] for _ in range(products)]
+    for code, url in zip(images["code"].tolist(), images["url"].tolist(), strict=True):
+        joined[code].append(url)
+    return [",".join(urls) for urls in joined]
+
+
+def _absolute_urls(urls: pd.Series) -> pd.Series:
+    return urls.map(_absolute_url)
 
 
 def _absolute_url(url: str) -> str:
@@ -177,52 +245,65 @@ def _absolute_url(url: str) -> str:
     return "https:" + url if url.startswith("//") else url
 
 
-def _variant_items(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    """Store-neutral rows for the sellable variant rows."""
-    out = pd.DataFrame(index=frame.index)
-    out["source_row"] = frame["source_row"]
-    out["handle"] = frame["handle"]
-    product_id = frame["p_product_id"].where(frame["p_product_id"] != "", frame["handle"])
-    out["product_id"] = product_id
-    out["item_group_id"] = product_id
-    out["variant_id"] = _variant_ids(frame, raw)
+def _variant_items(raw: pd.DataFrame, product: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
+    """Store-neutral rows for the sellable variant rows (`raw`), `codes` naming their product."""
+
+    def from_product(name: str) -> pd.Series:
+        return _per_row(product[name], codes, raw.index)
+
+    out = pd.DataFrame(index=raw.index)
+    out["source_row"] = raw["source_row"]
+    out["handle"] = from_product("p_handle")
+    out["product_id"] = from_product("p_group")
+    out["item_group_id"] = out["product_id"]
+    out["variant_id"] = _variant_ids(out["handle"], raw)
     out["sku"] = column(raw, "Variant SKU")
-    out["title"] = frame["p_title"]
-    out["description"] = frame["p_body"]
+    out["title"] = from_product("p_title")
+    out["description"] = from_product("p_body")
     out["price"] = column(raw, "Variant Price")
     out["compare_at_price"] = column(raw, "Variant Compare At Price")
     out["availability"], out["inventory"] = _stock(raw)
-    out["image_link"], out["additional_image_links"] = _images(frame, raw)
-    out["brand"] = frame["p_vendor"]
-    out["condition"] = frame["p_condition"].str.casefold()
-    category = frame["p_google_category"]
-    out["google_product_category"] = category.where(category != "", frame["p_category"])
-    out["product_type"] = frame["p_type"]
-    out["gender"] = frame["p_gender"].str.casefold()
-    out["age_group"] = frame["p_age_group"].str.casefold()
+    out["image_link"], out["additional_image_links"] = _images(product, codes, raw)
+    out["brand"] = from_product("p_vendor")
+    out["condition"] = from_product("p_condition")
+    out["google_product_category"] = from_product("p_any_category")
+    out["product_type"] = from_product("p_type")
+    out["gender"] = from_product("p_gender")
+    out["age_group"] = from_product("p_age_group")
     out["gtin"] = column(raw, "Variant Barcode")
-    out["mpn"] = frame["p_mpn"]
-    grams_text = column(raw, "Variant Grams")
-    grams = pd.to_numeric(grams_text, errors="coerce")
-    out["shipping_weight"] = (grams_text + " g").where(grams > 0, "")
-    published = frame["p_published"].str.casefold()
-    archived = (frame["p_status"].str.casefold() == "archived") | (published == "false")
-    out["status"] = archived.map({True: "archived", False: "active"})
+    out["mpn"] = from_product("p_mpn")
+    out["shipping_weight"] = per_distinct(column(raw, "Variant Grams"), _grams_text)
+    out["status"] = from_product("p_meta_status")
     apply_options(
         out,
-        [frame[f"p_option{i}_name"] for i in OPTION_SLOTS],
+        [from_product(f"p_option{i}_name") for i in OPTION_SLOTS],
         [column(raw, f"Option{i} Value") for i in OPTION_SLOTS],
     )
     return store_items(out)
 
 
-def _variant_ids(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+def _grams_text(grams_text: pd.Series) -> pd.Series:
+    grams = pd.to_numeric(grams_text, errors="coerce")
+    return (grams_text + " g").where(grams > 0, "")
+
+
+def _variant_ids(handle: pd.Series, raw: pd.DataFrame) -> pd.Series:
     explicit = column(raw, "Variant ID")
-    parts = [_option_key(column(raw, f"Option{i} Value")) for i in OPTION_SLOTS]
+    derived = handle + ":" + _option_keys([column(raw, f"Option{i} Value") for i in OPTION_SLOTS])
+    return explicit.where(explicit != "", derived)
+
+
+def _option_keys(values: list[pd.Series]) -> pd.Series:
+    """`small/red`-style keys, built once per distinct combination of option values."""
+    combination = np.zeros(len(values[0]), dtype=np.int64)
+    for value in values:
+        codes, uniques = pd.factorize(value, use_na_sentinel=False)
+        combination, _ = pd.factorize(combination * len(uniques) + codes)
+    _, first, inverse = np.unique(combination, return_index=True, return_inverse=True)
+    parts = [_option_key(value.iloc[first]) for value in values]
     key = parts[0].str.cat(parts[1:], sep="/").str.replace(r"/+$", "", regex=True)
     key = key.where(~key.isin(["", "default-title"]), "default")
-    derived = frame["handle"] + ":" + key
-    return explicit.where(explicit != "", derived)
+    return pd.Series(key.array.take(inverse), index=values[0].index, dtype=key.dtype)
 
 
 def _option_key(values: pd.Series) -> pd.Series:
@@ -238,8 +319,8 @@ def _option_key(values: pd.Series) -> pd.Series:
 def _stock(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Meta availability and quantity from Shopify's quantity and inventory policy."""
     qty_text = column(raw, "Variant Inventory Qty")
-    qty = pd.to_numeric(qty_text, errors="coerce")
-    policy = column(raw, "Variant Inventory Policy").str.casefold()
+    qty = per_distinct(qty_text, lambda text: pd.to_numeric(text, errors="coerce"))
+    policy = per_distinct(column(raw, "Variant Inventory Policy"), _casefold)
     backorder = policy.isin(["continue", "true"])
     availability = pd.Series("in stock", index=raw.index, dtype="str")
     availability = availability.where(~(qty <= 0), "out of stock")
@@ -247,14 +328,24 @@ def _stock(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return availability, count_text(qty_text)
 
 
-def _images(frame: pd.DataFrame, raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _images(
+    product: pd.DataFrame, codes: np.ndarray, raw: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
     """Variant image first (else the product's first image), the product's others after it."""
-    own = column(raw, "Variant Image").map(_absolute_url)
-    product_images = frame["p_images"]
-    first = product_images.str.split(",", n=1).str[0].fillna("")
-    main = own.where(own != "", first)
-    rest = [
-        ",".join(url for url in images.split(",") if url and url != chosen)
-        for images, chosen in zip(product_images, main, strict=True)
-    ]
-    return main, pd.Series(rest, index=frame.index, dtype="str")
+    own = per_distinct(column(raw, "Variant Image"), _absolute_urls)
+    first = product["p_images"].str.split(",", n=1).str[0].fillna("")
+    main = own.where(own != "", _per_row(first, codes, raw.index))
+    # the other images depend only on (product, main image): join them once per such pair
+    main_codes, mains = pd.factorize(main, use_na_sentinel=False)
+    pair = codes.astype(np.int64) * max(len(mains), 1) + main_codes
+    _, sample, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    product_images = product["p_images"].to_numpy(dtype=object)[codes[sample]]
+    chosen = main.to_numpy(dtype=object)[sample]
+    rest = np.array(
+        [
+            ",".join(url for url in images.split(",") if url and url != main_image)
+            for images, main_image in zip(product_images, chosen, strict=True)
+        ],
+        dtype=object,
+    )
+    return main, pd.Series(rest[inverse], index=raw.index, dtype="str")
