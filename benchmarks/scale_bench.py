@@ -95,6 +95,7 @@ def _domain_defs() -> tuple[dg.Definitions, list[str]]:
 
 def _tick_all(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[tuple[str, float, str]]:
     resources = dict(defs.resources or {})
+    repository = defs.get_repository_def()  # partitioned RunRequests are checked against it
     rows = []
     when = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     for sensor in defs.sensors or []:
@@ -112,7 +113,10 @@ def _tick_all(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[tuple[
         started = time.perf_counter()
         try:
             with dg.build_schedule_context(
-                instance=instance, scheduled_execution_time=when, resources=resources
+                instance=instance,
+                scheduled_execution_time=when,
+                resources=resources,
+                repository_def=repository,
             ) as context:
                 if _is_decorated(schedule):
                     result = schedule(context)
