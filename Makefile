@@ -5,7 +5,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8765
-export DAGSTER_HOME ?= $(CURDIR)/.metasync/dagster_home
 
 .PHONY: install demo test test-fast bench soak dev sandbox lint format clean
 
@@ -33,9 +32,7 @@ soak: $(STAMP)
 	$(BIN)/python -m benchmarks soak
 
 dev: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/metasync dev
 
 sandbox: $(STAMP)
 	$(BIN)/metasync sandbox --port $(PORT)

@@ -194,5 +194,35 @@ def demo(catalog_path: Path | None, workdir: Path | None) -> None:
     sys.exit(0 if summary.ok else 1)
 
 
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="The demo folder whose state to open (default: .metasync/demo).")
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+def dev(workdir: Path | None, port: int) -> None:
+    """Open the Dagster UI on the demo's state, with the sandbox serving its saved state."""
+    import json
+    import subprocess
+
+    from sandbox.server import SandboxServer
+
+    workdir = (workdir or get_settings().state_dir / "demo").resolve()
+    env_file = workdir / "demo.env"
+    if not env_file.exists():
+        raise click.ClickException(f"no demo state in {workdir}: run `make demo` first")
+    environment = json.loads(env_file.read_text())
+    os.environ.update(environment)
+    get_settings.cache_clear()
+    sandbox_port = int(environment["METASYNC_GRAPH_BASE_URL"].rsplit(":", 1)[1])
+
+    with SandboxServer(port=sandbox_port, state_file=workdir / "sandbox.pickle"):
+        click.echo(f"sandbox on {environment['METASYNC_GRAPH_BASE_URL']}; "
+                   f"Dagster UI on http://127.0.0.1:{port}")
+        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
+        try:
+            subprocess.run(command, check=False)
+        except KeyboardInterrupt:
+            pass
+
+
 if __name__ == "__main__":
     main()

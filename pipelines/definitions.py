@@ -8,6 +8,7 @@ import dagster as dg
 
 from pipelines.catalog.definitions import defs as catalog_defs
 from pipelines.finance.definitions import defs as finance_defs
+from pipelines.offers.definitions import defs as offers_defs
 from pipelines.ops.alerts import AlertResource
 from pipelines.ops.definitions import defs as ops_defs
 from pipelines.orders.definitions import defs as orders_defs
@@ -26,5 +27,5 @@ shared_defs = dg.Definitions(
 )
 
 defs = dg.Definitions.merge(
-    shared_defs, catalog_defs, orders_defs, signals_defs, finance_defs, ops_defs
+    shared_defs, catalog_defs, orders_defs, offers_defs, signals_defs, finance_defs, ops_defs
 )

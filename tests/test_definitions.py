@@ -25,6 +25,7 @@ def test_every_cadence_and_flow_has_its_job():
         "capi_purchase_events_job",
         "finance_job",
         "shop_health_job",
+        "sync_offers_job",
     } <= jobs
 
 
