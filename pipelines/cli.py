@@ -224,5 +224,39 @@ def dev(workdir: Path | None, port: int) -> None:
             pass
 
 
+@main.group()
+def finance() -> None:
+    """Finance reports for sellers' accountants."""
+
+
+@finance.command("report")
+@click.option("--shop", "shop_id", required=True)
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+def finance_report(shop_id: str, month: str, out_path: Path) -> None:
+    """Write the month's settlement and tax report as CSV."""
+    from pipelines.finance.report import write_finance_report
+    from resources.db import MetasyncDatabase
+
+    db = MetasyncDatabase.from_settings()
+    db.create_schema()
+    try:
+        rows = write_finance_report(db, shop_id, month, out_path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from exc
+    click.echo(f"{out_path}: {rows} rows (settlement and tax) for shop {shop_id}, {month}")
+
+
+def _mount_domain_commands() -> None:
+    from pipelines.catalog.cli import catalog, issues
+    from pipelines.ops.cli import status
+
+    for command in (catalog, issues, status):
+        main.add_command(command)
+
+
+_mount_domain_commands()
+
+
 if __name__ == "__main__":
     main()
