@@ -382,7 +382,8 @@ class LedgerStore:
             catalog_ledger.c.product_id,
         ).where(catalog_ledger.c.shop_id == shop_id)
         with self._db.begin() as conn:
-            rows = conn.execute(query).all()
+            # Plain tuples: building a DataFrame from Row objects costs seconds at 1M rows.
+            rows = [tuple(row) for row in conn.execute(query).tuples()]
         columns = [
             "retailer_id",
             "content_hash",
@@ -957,29 +958,32 @@ def stock_chunks(
 ) -> list[tuple[list[dict], list[SentItem]]]:
     """Partial UPDATEs for items on Meta whose price/sale/stock moved, or whose sale started or
     ended since the last stock run. New and removed items wait for the hourly delta."""
-    live = ledger.loc[ledger["content_hash"].notna() & ledger["rejected_hash"].isna()]
-    known = live.set_index("retailer_id")
-    on_meta = items.loc[items["retailer_id"].isin(known.index)]
-    old_volatile = on_meta["retailer_id"].map(known["volatile_hash"])
-    moved = on_meta.loc[old_volatile != on_meta["volatile_hash"], "retailer_id"]
-    entries = volatile_updates(on_meta, now, since=since, retailer_ids=moved.tolist())
-    moved_ids = set(moved)
-    old_content = known["content_hash"].astype("str").to_dict()
-    new_volatile = dict(zip(on_meta["retailer_id"], on_meta["volatile_hash"], strict=True))
-    products = dict(zip(on_meta["retailer_id"], on_meta["product_id"], strict=True))
+    live = ledger.loc[
+        ledger["content_hash"].notna() & ledger["rejected_hash"].isna(),
+        ["retailer_id", "content_hash", "volatile_hash"],
+    ].rename(columns={"content_hash": "ledger_content", "volatile_hash": "ledger_volatile"})
+    # An inner merge instead of isin(): at 1M keys it is several times faster on arrow strings.
+    on_meta = items.merge(live, on="retailer_id", how="inner")
+    moved_mask = on_meta["ledger_volatile"] != on_meta["volatile_hash"]
+    moved_ids = set(on_meta.loc[moved_mask, "retailer_id"])
+    entries = volatile_updates(on_meta, now, since=since, retailer_ids=sorted(moved_ids))
+    sent_ids = [entry["data"]["id"] for entry in entries]
+    chosen = on_meta.set_index("retailer_id").loc[
+        sent_ids, ["ledger_content", "volatile_hash", "product_id"]
+    ]
     sent = []
-    for entry in entries:
-        rid = entry["data"]["id"]
-        old = old_content[rid]
+    for rid, old, volatile, product in zip(
+        sent_ids,
+        chosen["ledger_content"],
+        chosen["volatile_hash"],
+        chosen["product_id"],
+        strict=True,
+    ):
         # The static half stays what Meta has: a static change still reaches the hourly delta.
-        content = old[:STATIC_DIGEST_CHARS] + str(new_volatile[rid])
+        content = str(old)[:STATIC_DIGEST_CHARS] + str(volatile)
         # A sale starting or ending changes no hash; the run time tells two such updates apart.
         previous = old if rid in moved_ids else f"{old}@sale-window:{now:%Y%m%dT%H%M}"
-        sent.append(
-            SentItem(
-                rid, "UPDATE", content, str(new_volatile[rid]), None, _text(products[rid]), previous
-            )
-        )
+        sent.append(SentItem(rid, "UPDATE", content, str(volatile), None, _text(product), previous))
     return _pair(entries, sent, settings)
 
 
