@@ -32,6 +32,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field, field_validator
 
 from resources.store import (
@@ -270,24 +272,27 @@ def _map_unique(series: pd.Series, func: Callable[[str], object]) -> pd.Series:
 
 # Cleaning all distinct values of a column at once: each regex runs once over the values joined
 # by NUL (one C-level pass instead of ~8 Python calls per value). Every character class below
-# excludes NUL, so no match can reach into the next value; values holding a NUL themselves are
-# cleaned one by one with `clean_text`.
+# excludes NUL, so no match can reach into the next value. Values holding a NUL, and values with
+# a shortcode whose fate depends on the rest of the value ("[sic]" stays, "[b]..[/b]" goes),
+# are cleaned one by one with `clean_text`; in all the others every shortcode goes.
 _SEP = "\x00"
 _JOINED_SHORTCODE_ANY = re.compile(r"\[/?([A-Za-z][\w-]*)(?:\s[^\[\]\x00]*)?/?\]")
+# what _SHORTCODE_ANY matches minus the sure removals: no "[/", no "_" in the name, no "="
+_CONDITIONAL_SHORTCODE = re.compile(r"\[[A-Za-z](?:[^\W_]|-)*(?:\s[^\[\]=\x00]*)?/?\]")
 _JOINED_DROP_BLOCKS = re.compile(r"<(script|style)\b[^>\x00]*>[^\x00]*?</\1\s*>", re.IGNORECASE)
 _JOINED_TAG = re.compile(r"</?[A-Za-z!][^<>\x00]*>")
 
 
 def clean_texts(values: list[str]) -> list[str]:
     """`[clean_text(v) for v in values]` (without a limit), for many values at a time."""
-    joinable = [i for i, value in enumerate(values) if _SEP not in value]
-    out = [clean_text(value) if _SEP in value else "" for value in values]
+    one_by_one = _needing_own_pass(values)
+    out = [clean_text(values[i]) if i in one_by_one else "" for i in range(len(values))]
+    joinable = [i for i in range(len(values)) if i not in one_by_one]
     if not joinable:
         return out
-    parts = [values[i] for i in joinable]
-    joined = _SEP.join(parts)
+    joined = _SEP.join(values[i] for i in joinable)
     if "[" in joined:
-        joined = _strip_joined_shortcodes(joined, parts)
+        joined = _JOINED_SHORTCODE_ANY.sub(" ", joined)
     if "<" in joined:
         joined = _JOINED_DROP_BLOCKS.sub(" ", joined)
         joined = _JOINED_TAG.sub(" ", joined)
@@ -300,36 +305,28 @@ def clean_texts(values: list[str]) -> list[str]:
     return out
 
 
-def _strip_joined_shortcodes(joined: str, parts: list[str]) -> str:
-    """`_strip_shortcodes` on each NUL-separated value, the closing tags looked up per value."""
-    starts = np.cumsum([0] + [len(part) + 1 for part in parts[:-1]]).tolist()
-    # only names without "_" need the lookup: the others go in any case
-    closed = {
-        (_value_at(starts, match.start()), match.group(1).casefold())
-        for match in _SHORTCODE_CLOSER.finditer(joined)
-        if "_" not in match.group(1)
-    }
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        whole = match.group(0)
-        if "_" in name or "=" in whole or whole.startswith("[/"):
-            return " "
-        if (_value_at(starts, match.start()), name.casefold()) in closed:
-            return " "
-        return whole
-
-    return _JOINED_SHORTCODE_ANY.sub(replace, joined)
+def _needing_own_pass(values: list[str]) -> set[int]:
+    """Positions of values holding a NUL or a conditional shortcode (rare in real catalogs)."""
+    own = {i for i, value in enumerate(values) if _SEP in value}
+    rest = [i for i in range(len(values)) if i not in own]
+    joined = _SEP.join(values[i] for i in rest)
+    if "[" not in joined:
+        return own
+    starts = np.cumsum([0] + [len(values[i]) + 1 for i in rest[:-1]]).tolist()
+    for match in _CONDITIONAL_SHORTCODE.finditer(joined):
+        own.add(rest[bisect.bisect_right(starts, match.start()) - 1])
+    return own
 
 
-def _value_at(starts: list[int], position: int) -> int:
-    return bisect.bisect_right(starts, position) - 1
+def _python_strings(values: pd.Index) -> list[str]:
+    # one C-level conversion; iterating an Arrow-backed index converts value by value
+    return [str(value) for value in values.to_numpy(dtype=object).tolist()]
 
 
 def _clean_column(series: pd.Series, limit: int) -> tuple[pd.Series, pd.Series]:
     """Cleaned text and a mask of values that had to be cut, computed per distinct value."""
     codes, uniques = pd.factorize(series, use_na_sentinel=False)
-    full = clean_texts([str(value) for value in uniques])
+    full = clean_texts(_python_strings(uniques))
     cut = np.array([len(text) > limit for text in full], dtype=bool)
     kept = pd.array([truncate(text, limit) for text in full], dtype="str")
     return (
@@ -395,7 +392,7 @@ def _identity_checks(frame: pd.DataFrame, limits: FieldLimits) -> list:
         .groupby("variant_id")["source_row"]
         .agg(lambda s: ", ".join(map(str, s)))
     )
-    groups = set(group[group != ""])
+    groups = group[group != ""].unique()
     return [
         (~present, RejectionReason.MISSING_ID, "no variant id"),
         (
@@ -419,11 +416,18 @@ def _identity_checks(frame: pd.DataFrame, limits: FieldLimits) -> list:
             ),
         ),
         (
-            present & rid.isin(groups),
+            present & _is_in(rid, groups),
             RejectionReason.ID_USED_BY_GROUP,
             lambda rows: "id " + rid[rows] + " is also a product group id",
         ),
     ]
+
+
+def _is_in(values: pd.Series, candidates: object) -> pd.Series:
+    """values.isin(candidates) for text, hashed by Arrow (pandas lists the candidates in Python)."""
+    text = pa.array(values.array).cast(pa.large_string())
+    found = pc.is_in(text, value_set=pa.array(candidates).cast(pa.large_string()))
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
 
 
 def _text_fields(frame: pd.DataFrame, shop: ShopContext, limits: FieldLimits) -> list:
@@ -719,7 +723,7 @@ def _absolute_images(image: pd.Series) -> pd.Series:
 def _is_http(urls: pd.Series) -> pd.Series:
     """An http(s) URL without whitespace; checked once per distinct URL."""
     codes, uniques = pd.factorize(urls, use_na_sentinel=False)
-    matched = np.array([_HTTP.match(str(url)) is not None for url in uniques], dtype=bool)
+    matched = np.array([_HTTP.match(url) is not None for url in _python_strings(uniques)])
     return pd.Series(matched[codes], index=urls.index)
 
 

@@ -189,7 +189,8 @@ def _product_fields(
 ) -> pd.DataFrame:
     """One row per product code: fields from the product's first row, derived product-level
     values (folded status, product id...) and the product's ordered images."""
-    first = raw.loc[first_row]
+    needed = [name for name in ("Handle", *PRODUCT_FIELDS.values()) if name in raw.columns]
+    first = raw.loc[first_row, needed]
     product = pd.DataFrame(
         {key: column(first, name).reset_index(drop=True) for key, name in PRODUCT_FIELDS.items()}
     )
