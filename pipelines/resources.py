@@ -11,6 +11,7 @@ metadata. Empty fields fall back to `resources.settings` (environment variables)
 """
 
 import dagster as dg
+import httpx
 from pydantic import PrivateAttr
 
 from resources.db import MetasyncDatabase
@@ -37,8 +38,11 @@ class MetasyncResource(dg.ConfigurableResource):
     def registry(self) -> ShopRegistry:
         return ShopRegistry(self.db(), TokenVault.from_settings())
 
-    def graph_for(self, shop_id: str) -> GraphClient:
-        """A Graph client bound to this shop's token; close it (or use `with`) when done."""
+    def graph_for(self, shop_id: str, transport: httpx.BaseTransport | None = None) -> GraphClient:
+        """A Graph client bound to this shop's token; close it (or use `with`) when done.
+
+        `transport` lets a caller polling many shops share one connection pool (and one TLS
+        context) between their clients; each client still sends its own shop's token."""
         settings = get_settings()
         secret = settings.app_secret.get_secret_value() if settings.app_secret else None
         return GraphClient(
@@ -49,6 +53,7 @@ class MetasyncResource(dg.ConfigurableResource):
             app_secret=secret,
             timeout_seconds=settings.graph_timeout_seconds,
             retry=RetryPolicy(max_attempts=settings.graph_max_attempts),
+            transport=transport,
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -322,12 +322,21 @@ def _apply_ack_result(ctx, outcome: ImportOutcome, result: AckResult | None, key
 
 
 def list_created_orders(
-    api: OrdersApi, updated_after: datetime | None = None, limit: int | None = None
+    api: OrdersApi,
+    updated_after: datetime | None = None,
+    limit: int | None = None,
+    *,
+    fields: str = SUMMARY_ORDER_FIELDS,
+    page_size: int | None = None,
 ) -> list[MetaOrder]:
-    """CREATED orders (summary fields), oldest change first, following every page."""
+    """CREATED orders (summary fields, or `fields`), oldest change first, following every page
+    (`page_size` orders a page; None: Graph's default of 25)."""
     orders = list(
         api.list_orders(
-            states=(OrderState.CREATED,), updated_after=updated_after, fields=SUMMARY_ORDER_FIELDS
+            states=(OrderState.CREATED,),
+            updated_after=updated_after,
+            fields=fields,
+            limit=page_size,
         )
     )
     orders.sort(key=lambda o: (o.last_updated or datetime.min.replace(tzinfo=UTC), o.id))
