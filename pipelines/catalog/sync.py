@@ -621,6 +621,8 @@ def send_batches(
         handle = row["handle"]
         if handle is None:
             handle = _send(ctx, key, requests)
+            if ctx.settings.record_history:
+                _pending_history(ctx, items, handle)
             summary.batches += 1
         else:
             summary.resumed_batches += 1
@@ -638,6 +640,25 @@ def _send(ctx: SyncContext, key: str, requests: list[dict]) -> str:
     handle = handles[0]
     BatchLog(ctx.db).set_handle(key, handle)  # stored at once: a crash after this resumes
     return handle
+
+
+def _pending_history(ctx: SyncContext, items: list[SentItem], handle: str) -> None:
+    rows = [
+        {
+            "shop_id": ctx.shop_id,
+            "retailer_id": item.retailer_id,
+            "status": PENDING,
+            "method": item.method,
+            "reason": None,
+            "handle": handle,
+            "upload_session_id": None,
+            "at": ctx.now,
+        }
+        for item in items
+    ]
+    with ctx.db.begin() as conn:
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            conn.execute(insert(item_status_history), rows[start : start + ROWS_PER_STATEMENT])
 
 
 def resume_unfinished(ctx: SyncContext, summary: SyncSummary) -> None:

@@ -32,6 +32,7 @@ def test_full_sync_uploads_a_replace_feed_and_follows_its_session(catalog_shop, 
         session = conn.execute(select(upload_sessions)).one()
     assert session.status == "finished"
     assert session.num_persisted_items == summary.items
+    assert summary.drift_resent == 0 and summary.orphans_deleted == 0
     # After a full sync the hourly delta has nothing to send.
     assert delta_sync(shop.metasync, "acme", now=NOW, settings=shop.settings).calls == 0
 
