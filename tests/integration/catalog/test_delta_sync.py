@@ -131,9 +131,9 @@ def test_rejected_item_becomes_a_seller_issue_with_call_to_action_and_admin_link
     with shop.metasync.db().begin() as conn:
         history = (
             conn.execute(
-                select(item_status_history.c.status).where(
-                    item_status_history.c.retailer_id == retailer_id
-                )
+                select(item_status_history.c.status)
+                .where(item_status_history.c.retailer_id == retailer_id)
+                .order_by(item_status_history.c.id)
             )
             .scalars()
             .all()
