@@ -615,10 +615,11 @@ def send_batches(
             target_id=ctx.shop.catalog_id,
             body=[item.as_row() for item in items],
         )
-        if row["status"] in ("finished", "error"):
+        if row["status"] == "finished":
             logger.info("shop %s: batch %s already settled, not resent", ctx.shop_id, key)
             continue
-        handle = row["handle"]
+        # A handle that ended in error or was cancelled applied nothing: send the batch again.
+        handle = None if row["status"] in ("error", "canceled") else row["handle"]
         if handle is None:
             handle = _send(ctx, key, requests)
             if ctx.settings.record_history:

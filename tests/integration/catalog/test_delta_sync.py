@@ -178,3 +178,22 @@ def test_crash_after_handle_before_ledger_update_is_followed_not_resent(
     assert rerun.batches == 0 and rerun.resumed_batches == 1
     assert rerun.accepted == 1
     assert after.calls == 0
+
+
+def test_handle_ending_in_error_is_retried_on_the_next_run(catalog_shop, sandbox, sandbox_admin):
+    """Meta's batch failed as a whole: nothing reaches the ledger, and the next run sends the
+    same change again (a lost write is never taken for a done one)."""
+    shop = catalog_shop()
+    delta_sync(shop.metasync, "acme", now=NOW, settings=shop.settings)
+    sku = shop.item_skus()[0]
+    retailer_id = shop.retailer_id(sku)
+    shop.edit(sku, "Variant Price", "55.50")
+    sandbox_admin.set_catalog_faults("acme", handle_error=True)
+
+    failed = delta_sync(shop.metasync, "acme", now=NOW, settings=shop.settings)
+    sandbox_admin.clear_catalog_faults("acme")
+    retried = delta_sync(shop.metasync, "acme", now=NOW, settings=shop.settings)
+
+    assert failed.accepted == 0 and failed.batches == 1
+    assert retried.batches == 1 and retried.accepted == 1
+    assert sandbox_items(sandbox_admin, "acme")[retailer_id]["data"]["price"] == "55.50 EUR"
