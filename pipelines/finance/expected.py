@@ -10,14 +10,21 @@ for part of a line follow Meta's cumulative truncation in minor units (orders.md
 from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Connection, Select, func, select, union_all
 
 from pipelines.finance.money import ZERO, exponent
 from pipelines.finance.reconcile import ExpectedOrder
 from resources.oms.adapter import OmsAdapter
 from resources.oms.models import OmsLine, OmsOrder, OrderSource, Refund
-from resources.oms.schema import oms_event_lines, oms_refunds, oms_shipments
+from resources.oms.schema import (
+    oms_event_lines,
+    oms_order_lines,
+    oms_orders,
+    oms_refunds,
+    oms_shipments,
+)
 
 
 def charged_share(total: Decimal, shipped: int, quantity: int, currency: str) -> Decimal:
@@ -63,6 +70,13 @@ def expected_order(
     events: LineEvents | None = None,
 ) -> ExpectedOrder:
     """One OMS order as the amounts Meta should have charged and refunded."""
+    total = sum((refund.total_amount for refund in refunds), ZERO)
+    return _expected(order, total, last_activity, events)
+
+
+def _expected(
+    order: OmsOrder, refunded: Decimal, last_activity: date | None, events: LineEvents | None
+) -> ExpectedOrder:
     currency = order.currency
     lines = order.lines
     events = events or {}
@@ -80,7 +94,7 @@ def expected_order(
         tax=_charged(lines, "tax", currency, {}),
         seller_discount=_charged(lines, "order_discount", currency, events),
         meta_discount=_charged(lines, "meta_funded_discount", currency, events),
-        refunds=sum((refund.total_amount for refund in refunds), ZERO),
+        refunds=refunded,
         refunded_tax=sum((_refunded_tax(line, currency, events) for line in lines), ZERO),
         merchant_order_id=order.reference,
         last_activity=last_activity,
@@ -117,59 +131,113 @@ def _charged(
 
 
 def expected_orders_from_oms(oms: OmsAdapter, shop_id: str) -> list[ExpectedOrder]:
-    """Every Meta-sourced OMS order of the shop, as ExpectedOrder."""
-    orders = oms.orders_for(shop_id, source=str(OrderSource.META))
-    activity = _last_activity(oms, [order.order_id for order in orders])
-    events = _line_events(oms, [line.line_id for order in orders for line in order.lines])
-    return [
-        expected_order(
-            order,
-            oms.refunds_for(order.order_id),
-            activity.get(order.order_id),
-            {line.line_id: events[line.line_id] for line in order.lines if line.line_id in events},
+    """Every Meta-sourced OMS order of the shop, as ExpectedOrder.
+
+    Read set-based: one query per OMS table for the whole shop (not one per order), so a shop
+    with a million orders takes seconds. The OMS tables are read directly (read-only).
+    """
+    # TODO(oms-api): read through OmsAdapter methods once it offers bulk reads of a shop's
+    # orders, refunds and event history.
+    source = str(OrderSource.META)
+    mine = select(oms_orders.c.order_id).where(
+        oms_orders.c.shop_id == shop_id, oms_orders.c.source == source
+    )
+    with oms.engine.begin() as conn:
+        order_rows = conn.execute(
+            select(oms_orders)
+            .where(oms_orders.c.shop_id == shop_id, oms_orders.c.source == source)
+            .order_by(oms_orders.c.order_id)
+        ).all()
+        lines = _lines_by_order(conn, mine)
+        refunded = _refunded_by_order(conn, mine)
+        events = _line_events(conn, mine)
+        activity = _last_activity(conn, mine)
+    expected = []
+    for row in order_rows:
+        order = _order(row, lines.get(row.order_id, ()))
+        order_events = {
+            line.line_id: events[line.line_id] for line in order.lines if line.line_id in events
+        }
+        expected.append(
+            _expected(
+                order, refunded.get(row.order_id, ZERO), activity.get(row.order_id), order_events
+            )
         )
-        for order in orders
-    ]
+    return expected
 
 
-def _line_events(oms: OmsAdapter, line_ids: list[int]) -> LineEvents:
+def _order(row: Any, lines: tuple[OmsLine, ...]) -> OmsOrder:
+    return OmsOrder(
+        order_id=row.order_id, reference=row.reference, shop_id=row.shop_id, source=row.source,
+        external_ref=row.external_ref, status=row.status, currency=row.currency,
+        items_total=row.items_total, order_discount_total=row.order_discount_total,
+        meta_funded_discount_total=row.meta_funded_discount_total,
+        shipping_total=row.shipping_total, shipping_discount_total=row.shipping_discount_total,
+        tax_total=row.tax_total, grand_total=row.grand_total, buyer_name=row.buyer_name,
+        buyer_email=row.buyer_email, buyer_marketing_opt_in=row.buyer_marketing_opt_in,
+        shipping_address=row.shipping_address, placed_at=row.placed_at, lines=lines,
+    )  # fmt: skip
+
+
+def _lines_by_order(conn: Connection, orders: Select) -> dict[int, tuple[OmsLine, ...]]:
+    """Lines per order, in position order (allocations are not needed for the expected side)."""
+    query = (
+        select(oms_order_lines)
+        .where(oms_order_lines.c.order_id.in_(orders))
+        .order_by(oms_order_lines.c.order_id, oms_order_lines.c.position)
+    )
+    by_order: dict[int, list[OmsLine]] = {}
+    for r in conn.execute(query):
+        by_order.setdefault(r.order_id, []).append(
+            OmsLine(
+                r.line_id, r.position, r.external_line_id, r.sku, r.name, r.quantity,
+                r.unit_price, r.item_discount, r.order_discount, r.meta_funded_discount, r.tax,
+                r.qty_shipped, r.qty_cancelled, r.qty_refunded, r.refunded_amount,
+            )
+        )  # fmt: skip
+    return {order_id: tuple(lines) for order_id, lines in by_order.items()}
+
+
+def _refunded_by_order(conn: Connection, orders: Select) -> dict[int, Decimal]:
+    """Sum of refund totals per order, added up exactly in Python (text on SQLite)."""
+    query = select(oms_refunds.c.order_id, oms_refunds.c.total_amount).where(
+        oms_refunds.c.order_id.in_(orders)
+    )
+    totals: dict[int, Decimal] = {}
+    for order_id, amount in conn.execute(query):
+        totals[order_id] = totals.get(order_id, ZERO) + amount
+    return totals
+
+
+def _line_events(conn: Connection, orders: Select) -> LineEvents:
     """Shipments and cancellations per line, in the order the OMS recorded them."""
-    # TODO(oms-api): read through an OmsAdapter method once it exposes event history.
-    if not line_ids:
-        return {}
+    lines = select(oms_order_lines.c.line_id).where(oms_order_lines.c.order_id.in_(orders))
     query = (
         select(oms_event_lines.c.line_id, oms_event_lines.c.event_kind, oms_event_lines.c.quantity)
         .where(
-            oms_event_lines.c.line_id.in_(line_ids),
+            oms_event_lines.c.line_id.in_(lines),
             oms_event_lines.c.event_kind.in_(["shipment", "cancellation"]),
         )
         .order_by(oms_event_lines.c.event_line_id)
     )
     events: LineEvents = {}
-    with oms.engine.begin() as conn:
-        for line_id, kind, quantity in conn.execute(query):
-            events.setdefault(line_id, []).append((kind, quantity or 0))
+    for line_id, kind, quantity in conn.execute(query):
+        events.setdefault(line_id, []).append((kind, quantity or 0))
     return events
 
 
-def _last_activity(oms: OmsAdapter, order_ids: list[int]) -> dict[int, date]:
+def _last_activity(conn: Connection, orders: Select) -> dict[int, date]:
     """Day of the last shipment or refund per OMS order, for Meta's reporting lag."""
-    # TODO(oms-api): read through an OmsAdapter method once it exposes event timestamps; until
-    # then this reads the reference OMS tables directly (read-only).
-    if not order_ids:
-        return {}
     events = union_all(
         select(oms_shipments.c.order_id, oms_shipments.c.created_at.label("at")).where(
-            oms_shipments.c.order_id.in_(order_ids)
+            oms_shipments.c.order_id.in_(orders)
         ),
         select(oms_refunds.c.order_id, oms_refunds.c.created_at.label("at")).where(
-            oms_refunds.c.order_id.in_(order_ids)
+            oms_refunds.c.order_id.in_(orders)
         ),
     ).subquery()
     query = select(events.c.order_id, func.max(events.c.at)).group_by(events.c.order_id)
-    with oms.engine.begin() as conn:
-        rows = conn.execute(query).all()
-    return {order_id: _as_date(at) for order_id, at in rows if at is not None}
+    return {order_id: _as_date(at) for order_id, at in conn.execute(query) if at is not None}
 
 
 def _as_date(value) -> date:
