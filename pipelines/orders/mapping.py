@@ -414,14 +414,19 @@ def cancellation_write(order: OmsOrder, cancellation: Cancellation) -> MetaWrite
     )
 
 
+def _has_order_level_discount(line) -> bool:
+    """Order-level shares of either sponsor; item-level offers are already in the unit price."""
+    return bool(line.allocations) or line.order_discount != 0 or line.meta_funded_discount != 0
+
+
 def refund_write(order: OmsOrder, refund: Refund, meta_return_id: str | None = None) -> MetaWrite:
-    """Whole units by quantity where the line has no seller-funded order-level discount; by
-    amount where it has one (Meta takes only amounts there, orders.md §9.3). A refund for a
+    """Whole units by quantity where the line carries no order-level discount; by amount where
+    it carries one of either sponsor (Meta takes only amounts there, orders.md §9.3). A refund for a
     buyer's return names Meta's return id, so Meta closes that return as refunded."""
     items = []
     for event_line in refund.lines:
         line = order.line(event_line.line_id)
-        by_quantity = event_line.quantity and line.order_discount == 0
+        by_quantity = event_line.quantity and not _has_order_level_discount(line)
         items.append(
             RefundItem(**_item_ref(order, line.line_id), quantity=event_line.quantity)
             if by_quantity

@@ -194,8 +194,8 @@ def _refused(ctx, change, write: MetaWrite, key: str, error: GraphError, known) 
     decision = decide(error)
     attempts = (known or {}).get("attempts", 0) + 1
     logger.warning(
-        "shop %s: %s of order %s refused (%s): %s",
-        ctx.shop_id, write.action, write.meta_order_id, error.code, decision.why,
+        "shop %s: %s of order %s refused (%s): %s (%s)",
+        ctx.shop_id, write.action, write.meta_order_id, error.code, decision.why, error.message,
     )  # fmt: skip
     if decision.outcome == Outcome.PAUSE_SHOP:
         ctx.ledger.record_change(
@@ -211,13 +211,14 @@ def _refused(ctx, change, write: MetaWrite, key: str, error: GraphError, known) 
         return "synced"
     if decision.outcome in (Outcome.RETRY, Outcome.SERIALISE) and attempts < MAX_ATTEMPTS:
         _settle(ctx, change, write.meta_order_id, write.action, "retry", key=key, known=known,
-                error=decision.why, code=error.code)  # fmt: skip
+                error=f"{decision.why}: {error}", code=error.code)  # fmt: skip
         return "retry"
     ctx.outbox.mark_failed(key, str(error))
     status = "gave_up" if decision.outcome == Outcome.GIVE_UP else "issue"
     _raise_issue(ctx, write, decision, error)
+    # Keep Meta's own words (already free of secrets) beside our decision, for the runbook.
     _settle(ctx, change, write.meta_order_id, write.action, status, key=key, known=known,
-            error=decision.why, code=error.code)  # fmt: skip
+            error=f"{decision.why}: {error}", code=error.code)  # fmt: skip
     return "gave_up" if status == "gave_up" else "issues"
 
 
