@@ -78,6 +78,7 @@ class ShopReport:
     orders_imported: int = 0
     orders_acknowledged: int = 0
     changes_synced: dict[str, int] = field(default_factory=dict)
+    changes_not_synced: dict[str, int] = field(default_factory=dict)
     capi_events: int = 0
     payouts: int = 0
     transactions: int = 0
@@ -129,7 +130,8 @@ def _render_shop(report: ShopReport) -> list[str]:
     lines += [
         f"  orders: {report.orders_placed} placed on Meta, {report.orders_imported} imported, "
         f"{report.orders_acknowledged} acknowledged; synced to Meta: "
-        + (", ".join(f"{n} {kind}" for kind, n in sorted(report.changes_synced.items())) or "none"),
+        + (", ".join(f"{n} {kind}" for kind, n in sorted(report.changes_synced.items())) or "none")
+        + "".join(f"; NOT synced: {n} {kind}" for kind, n in report.changes_not_synced.items()),
         f"  conversions API: {report.capi_events} Purchase events received by Meta",
         f"  finance: {report.payouts} payouts, {report.transactions} transactions; orders "
         + (
@@ -138,6 +140,20 @@ def _render_shop(report: ShopReport) -> list[str]:
         ),
     ]
     return lines
+
+
+def _problems(report: ShopReport) -> list[str]:
+    """What makes the demo fail: a row unaccounted for, a change that did not reach Meta."""
+    full, shop_id = report.catalog.get("full", {}), report.shop.shop_id
+    accounted = sum(
+        full.get(key, 0) for key in ("dagster/row_count", "excluded", "rejected_in_store")
+    )
+    problems = []
+    if accounted != report.source_rows:
+        problems.append(f"{shop_id}: {report.source_rows} rows read but {accounted} accounted for")
+    if report.changes_not_synced:
+        problems.append(f"{shop_id}: OMS changes not synced to Meta: {report.changes_not_synced}")
+    return problems
 
 
 def _reason_lines(title: str, reasons: dict[str, int]) -> list[str]:
@@ -172,6 +188,7 @@ def run_demo(*, catalog_path: Path | None = None, workdir: Path) -> DemoSummary:
 
         _collect(admin, reports)
         admin.close()
+    failures += [problem for report in reports for problem in _problems(report)]
     return DemoSummary(reports, time.perf_counter() - started, failures, sandbox.url)
 
 
@@ -376,7 +393,7 @@ def _collect(admin: SandboxAdmin, reports: list[ShopReport]) -> None:
             report.exclusion_reasons = _reasons(conn, shop_id, "excluded")
             report.orders_imported = _count(conn, order_map, shop_id)
             report.orders_acknowledged = _count(conn, order_acks, shop_id, error_code=None)
-            report.changes_synced = _synced_changes(conn, shop_id)
+            report.changes_synced, report.changes_not_synced = _change_outcomes(conn, shop_id)
             report.payouts = _count(conn, finance_payouts, shop_id)
             report.transactions = _count(conn, finance_transactions, shop_id)
             report.reconciliation = _statuses(conn, shop_id)
@@ -422,13 +439,21 @@ def _count(conn, table, shop_id: str, **equals: Any) -> int:
     return conn.execute(query).scalar() or 0
 
 
-def _synced_changes(conn, shop_id: str) -> dict[str, int]:
+def _change_outcomes(conn, shop_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """OMS changes sent to Meta, and the ones that were not, as `action (status)`."""
+    table = order_change_sync
     rows = conn.execute(
-        select(order_change_sync.c.action, func.count())
-        .where(order_change_sync.c.shop_id == shop_id, order_change_sync.c.status == "synced")
-        .group_by(order_change_sync.c.action)
+        select(table.c.action, table.c.status, func.count())
+        .where(table.c.shop_id == shop_id)
+        .group_by(table.c.action, table.c.status)
     )
-    return {kind: count for kind, count in rows}
+    synced, not_synced = {}, {}
+    for action, status, count in rows:
+        if status == "synced":
+            synced[action] = count
+        else:
+            not_synced[f"{action} ({status})"] = count
+    return synced, not_synced
 
 
 def _statuses(conn, shop_id: str) -> dict[str, int]:
