@@ -313,6 +313,7 @@ def load_oms(oms: Any, history: History) -> None:
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key}'), "
                     f"(SELECT COALESCE(MAX({key}), 1) FROM {table.name}))"
                 )
+            cursor.execute("ANALYZE")  # a live OMS has planner statistics; a fresh COPY has none
         raw.commit()
     finally:
         raw.close()
