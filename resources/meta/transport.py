@@ -9,6 +9,11 @@
 A client is bound to one shop's token at construction: code holding the client for shop A has no
 way to send shop B's token. The token travels in the Authorization header, never in a URL, and
 is scrubbed from every message this module produces.
+
+Clients of one app share an `AppThrottle` (pass `throttle=app_throttle(key)`): an app-level
+throttle (code 4) holds every shop's calls until access returns, a shop's own throttle (business
+use case, page or user limits) holds only that shop's calls, so one busy shop never stalls the
+others. A rejected token (190 and friends) is reported to `on_auth_error` before it is raised.
 """
 
 import hashlib
@@ -16,6 +21,7 @@ import hmac
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +32,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from resources.meta.errors import (
+    GraphAuthError,
     GraphError,
     GraphThrottled,
     GraphTimeout,
@@ -101,6 +108,59 @@ class RetryPolicy:
     default_throttle_delay_seconds: float = 60.0
 
 
+# Throttle codes that limit the whole app (every shop's calls); the others limit one business,
+# page or token, i.e. one shop.
+APP_THROTTLE_CODES = frozenset({4})
+
+
+class AppThrottle:
+    """When each shop of one app may call again, learned from throttled answers (per process).
+
+    Fair by construction: a shop's backoff is keyed by that shop, so only an app-wide limit
+    (code 4) delays other shops.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._app_until = 0.0
+        self._shop_until: dict[str, float] = {}
+
+    def until(self, shop_id: str) -> float:
+        """The clock time before which `shop_id` should not call (0.0: free to call)."""
+        with self._lock:
+            return max(self._app_until, self._shop_until.get(shop_id, 0.0))
+
+    def remaining(self, shop_id: str) -> float:
+        return max(0.0, self.until(shop_id) - self._clock())
+
+    def record(self, shop_id: str, error: GraphThrottled, default_seconds: float) -> float:
+        """Remember a throttle; returns the clock time access returns for this shop."""
+        seconds = error.retry_after_seconds or default_seconds
+        until = self._clock() + seconds
+        with self._lock:
+            if error.code in APP_THROTTLE_CODES:
+                self._app_until = max(self._app_until, until)
+            else:
+                self._shop_until[shop_id] = max(self._shop_until.get(shop_id, 0.0), until)
+        return until
+
+    def now(self) -> float:
+        return self._clock()
+
+
+_APP_THROTTLES: dict[str, AppThrottle] = {}
+_APP_THROTTLES_LOCK = threading.Lock()
+
+
+def app_throttle(app_key: str) -> AppThrottle:
+    """The process's one AppThrottle for an app (key: e.g. the base URL plus the app secret's
+    fingerprint). TODO(throttle): process-local; worker processes each learn from their own
+    answers, which Meta's usage headers make good enough until a shared store is needed."""
+    with _APP_THROTTLES_LOCK:
+        return _APP_THROTTLES.setdefault(app_key, AppThrottle())
+
+
 @dataclass
 class GraphClient:
     """A Graph API client bound to one shop and its token."""
@@ -116,8 +176,12 @@ class GraphClient:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     calls: int = 0
     usage: RateLimitUsage = field(default_factory=RateLimitUsage)
+    throttle: AppThrottle | None = field(default=None, repr=False)
+    on_auth_error: Callable[[GraphAuthError], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        # The throttle deadline this client has already slept through (no second wait for it).
+        self._waited_until = 0.0
         self._http = httpx.Client(
             base_url=f"{self.base_url.rstrip('/')}/{self.version}/",
             timeout=self.timeout_seconds,
@@ -196,6 +260,7 @@ class GraphClient:
     # -- internals ------------------------------------------------------------------------------
 
     def _send_once(self, method, path, params, json_body, files, form) -> dict[str, Any]:
+        self._wait_for_access()
         query = self._auth_params(params)
         self.calls += 1
         try:
@@ -219,8 +284,31 @@ class GraphClient:
         )
         if response.is_success and not (isinstance(body, dict) and "error" in body):
             return body if isinstance(body, dict) else {"data": body}
-        error = error_from_response(response.status_code, body, self._retry_after(response))
-        raise self._redacted(error)
+        error = self._redacted(
+            error_from_response(response.status_code, body, self._retry_after(response))
+        )
+        self._report(error)
+        raise error
+
+    def _wait_for_access(self) -> None:
+        """Hold this call while the app or this shop is throttled (learned by any client)."""
+        if self.throttle is None:
+            return
+        until = self.throttle.until(self.shop_id)
+        wait = until - self.throttle.now()
+        if until > self._waited_until and wait > 0:
+            logger.info("shop %s: throttled, waiting %.1fs before calling", self.shop_id, wait)
+            self.sleep(min(wait, self.retry.max_delay_seconds))
+            self._waited_until = until
+
+    def _report(self, error: GraphError) -> None:
+        if isinstance(error, GraphThrottled) and self.throttle is not None:
+            self.throttle.record(self.shop_id, error, self.retry.default_throttle_delay_seconds)
+        if isinstance(error, GraphAuthError) and self.on_auth_error is not None:
+            try:
+                self.on_auth_error(error)
+            except Exception:  # the caller must still see the auth error, not this one
+                logger.exception("shop %s: recording the rejected token failed", self.shop_id)
 
     def _auth_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         query = {k: _encode_param(v) for k, v in (params or {}).items()}
@@ -245,6 +333,8 @@ class GraphClient:
             delay = self.retry.default_throttle_delay_seconds
         else:
             delay = self.retry.base_delay_seconds * 2 ** (attempt - 1)
+        if isinstance(error, GraphThrottled) and self.throttle is not None:
+            self._waited_until = self.throttle.until(self.shop_id)  # this sleep covers it
         jitter = random.uniform(0, delay * 0.1)
         return min(delay + jitter, self.retry.max_delay_seconds)
 
