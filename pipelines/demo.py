@@ -166,12 +166,20 @@ def _reason_lines(title: str, reasons: dict[str, int]) -> list[str]:
 # -- the run ------------------------------------------------------------------------------------
 
 
-def run_demo(*, catalog_path: Path | None = None, workdir: Path) -> DemoSummary:
+def run_demo(
+    *,
+    catalog_path: Path | None = None,
+    workdir: Path,
+    database_url: str | None = None,
+    dagster_storage_url: str | None = None,
+) -> DemoSummary:
+    """The main job. `database_url` puts the metasync and OMS tables on another database (e.g.
+    Postgres) and `dagster_storage_url` Dagster's instance storage; default: SQLite in workdir."""
     started = time.perf_counter()
     workdir = _fresh_workdir(workdir)
     shops = _demo_shops(catalog_path, workdir / "stores")
     port = DEMO_PORT if _port_free(DEMO_PORT) else free_port()
-    _point_environment_at(workdir, f"http://127.0.0.1:{port}")
+    _point_environment_at(workdir, f"http://127.0.0.1:{port}", database_url, dagster_storage_url)
 
     with SandboxServer(port=port, state_file=workdir / "sandbox.pickle") as sandbox:
         admin = SandboxAdmin(sandbox.url)
@@ -477,21 +485,28 @@ def _fresh_workdir(workdir: Path) -> Path:
     return workdir
 
 
-def _point_environment_at(workdir: Path, graph_url: str) -> None:
+def _point_environment_at(
+    workdir: Path, graph_url: str, database_url: str | None, dagster_storage_url: str | None
+) -> None:
     """Every adapter reads its location from settings; point them all into the workdir."""
     values = {
         "METASYNC_STATE_DIR": str(workdir),
         "METASYNC_GRAPH_BASE_URL": graph_url,
         "DAGSTER_HOME": str(workdir / "dagster_home"),
     }
-    for name in ("METASYNC_DATABASE_URL", "METASYNC_OMS_DATABASE_URL"):
+    for name in ("METASYNC_DATABASE_URL", "METASYNC_OMS_DATABASE_URL", "DAGSTER_PG_URL"):
         os.environ.pop(name, None)
+    if database_url:
+        # One database can hold both: every OMS table is prefixed `oms_`.
+        values |= {"METASYNC_DATABASE_URL": database_url, "METASYNC_OMS_DATABASE_URL": database_url}
+    repository = Path(__file__).resolve().parents[1]
+    instance_config = repository / "dagster.yaml"
+    if dagster_storage_url:
+        values["DAGSTER_PG_URL"] = dagster_storage_url
+        instance_config = repository / "deploy" / "dagster.postgres.yaml"
     os.environ.update(values)
     get_settings.cache_clear()
-    shutil.copyfile(
-        Path(__file__).resolve().parents[1] / "dagster.yaml",
-        workdir / "dagster_home" / "dagster.yaml",
-    )
+    shutil.copyfile(instance_config, workdir / "dagster_home" / "dagster.yaml")
     (workdir / "demo.env").write_text(json.dumps(values, indent=2))
     TokenVault.from_settings()  # creates the demo's vault key now, owner-only
 
