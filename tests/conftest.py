@@ -23,11 +23,14 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     state_dir = tmp_path / "state"
     monkeypatch.setenv("METASYNC_STATE_DIR", str(state_dir))
     monkeypatch.setenv("METASYNC_VAULT_KEY", Fernet.generate_key().decode())
+    # Listed so that monkeypatch restores them after tests (such as the demo's) that set them.
     for name in (
         "METASYNC_DATABASE_URL",
         "METASYNC_OMS_DATABASE_URL",
         "METASYNC_APP_SECRET",
         "METASYNC_GRAPH_BASE_URL",
+        "DAGSTER_HOME",
+        "DAGSTER_PG_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
