@@ -349,7 +349,7 @@ def normalise_catalog(
     limits = limits or FieldLimits()
     now = now or datetime.now(UTC)
     rows = source_class(kind).to_store_rows(raw)
-    frame = rows.items.copy()
+    frame = rows.items  # a new frame from to_store_rows: changed in place, never copied
     checks: list[Check] = []
 
     frame["warnings"] = ""
@@ -363,7 +363,7 @@ def normalise_catalog(
     failed = reason != ""
     rejected = [rows.rejected, rejected_rows(frame, failed, "", detail)]
     rejected[1]["reason"] = reason[failed].to_numpy()
-    items = _items(frame.loc[~failed])
+    items = _items(frame, ~failed)
     catalog = NormalisedCatalog(
         items=items,
         excluded=rows.excluded[list(EXCLUDED_COLUMNS)].reset_index(drop=True),
@@ -786,21 +786,32 @@ def _first_failure(frame: pd.DataFrame, checks: list[Check]) -> tuple[pd.Series,
     )
 
 
-def _items(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.reset_index(drop=True)
-    frame["retailer_id"] = frame["variant_id"]
-    frame["id"] = frame["variant_id"]
-    items = frame[list(ITEM_COLUMNS[:-2])].copy()
+def _items(frame: pd.DataFrame, passed: pd.Series) -> pd.DataFrame:
+    """The rows that passed every check, as ITEM_COLUMNS. Consumes `frame`: each column is
+    dropped from it once copied, so a 1M-row catalog is never held twice in memory."""
+    keep = None if passed.all() else np.flatnonzero(passed.to_numpy())
+    variant_id = frame["variant_id"]
+    columns = {}
+    for name in ITEM_COLUMNS[:-2]:
+        values = variant_id if name in ("retailer_id", "id") else frame.pop(name)
+        columns[name] = values if keep is None else values.iloc[keep]
+    del variant_id
+    items = pd.DataFrame(columns, copy=False).reset_index(drop=True)
     items["content_hash"], items["volatile_hash"] = content_hashes(items)
     return items
 
 
 def _hash_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
-    text = pd.DataFrame(
-        {name: frame[name].astype("string").fillna("").astype("str") for name in columns}
-    )
+    text = pd.DataFrame({name: _hash_text(frame[name]) for name in columns}, copy=False)
     values = pd.util.hash_pandas_object(text, index=False).to_numpy()
     return pd.Series(_hex16(values), index=frame.index, dtype="str")
+
+
+def _hash_text(values: pd.Series) -> pd.Series:
+    """Each value as the text that is hashed ("" for missing), as a str column."""
+    if values.dtype == "str":  # already text: skip two whole-column conversions
+        return values.fillna("") if values.hasnans else values
+    return values.astype("string").fillna("").astype("str")
 
 
 _HEX_PAIRS = np.array([f"{byte:02x}".encode() for byte in range(256)], dtype="S2")

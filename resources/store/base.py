@@ -242,18 +242,20 @@ def _fast_utf8_csv(data: bytes) -> pd.DataFrame | None:
     cp1252 files, ragged rows, blank-named or repeated headers and header-only files, where the
     two parsers differ (pandas pads short rows, renames `a,a` to `a,a.1`...).
     """
-    body = data[len(codecs.BOM_UTF8) :] if data.startswith(codecs.BOM_UTF8) else data
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    body = pa.py_buffer(data)[skip:]  # a view: no copy of a file that can be hundreds of MB
     parse = pa_csv.ParseOptions(newlines_in_values=True)
     try:
-        with pa_csv.open_csv(io.BytesIO(body), parse_options=parse) as reader:
+        with pa_csv.open_csv(pa.BufferReader(body), parse_options=parse) as reader:
             names = reader.schema.names
         if not names or "" in names or len(set(names)) != len(names):
             return None
         table = pa_csv.read_csv(
-            io.BytesIO(body),
+            pa.BufferReader(body),
             parse_options=parse,
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),  # exact text, never numbers
+                # exact text, never numbers; large_string is what pandas' str dtype holds
+                column_types=dict.fromkeys(names, pa.large_string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -262,10 +264,9 @@ def _fast_utf8_csv(data: bytes) -> pd.DataFrame | None:
         return None
     if table.num_rows == 0:
         return None
-    # one contiguous large_string array per column: later takes and factorizes on a column of
-    # ~200 parser blocks are several times slower than on one array
-    wide = pa.schema([(name, pa.large_string()) for name in names])
-    table = table.cast(wide).combine_chunks()
+    # one contiguous array per column: later takes and factorizes on a column of ~200 parser
+    # blocks are several times slower than on one array
+    table = table.combine_chunks()
     text_dtype = pd.StringDtype("pyarrow", na_value=np.nan)  # what pandas gives for dtype=str
     return table.to_pandas(types_mapper=lambda _: text_dtype)
 
