@@ -259,9 +259,7 @@ def finance_reconciled(
         counts = store.publish_reconciliation(metasync.db(), shop_id)
     except store.PublishRefused as exc:
         raise dg.Failure(str(exc)) from exc
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": sum(counts.values()), **counts}
-    )
+    return dg.MaterializeResult(metadata={"dagster/row_count": sum(counts.values()), **counts})
 
 
 finance_assets = [
