@@ -3,6 +3,7 @@ and the 15-minute stock/price cycle end to end against the sandbox.
 
     python -m benchmarks catalog           # via the runner (`make bench`)
     python -m benchmarks.catalog_bench     # alone
+    python -m benchmarks.catalog_bench cycle calls   # only some parts
 
 Targets (each printed with its figure; `main()` returns how many were missed):
   1. read + normalise + diff of a 1M-row Shopify export <= 10 s, peak RSS <= 2 GB
@@ -208,20 +209,30 @@ def _seed(metasync, settings, read_catalog, ledger_store, sync_context) -> int:
     return len(stale)
 
 
-def main() -> int:
+PARTS = ("snapshot", "diff", "calls", "cycle")
+
+
+def main(parts: list[str] | None = None) -> int:
+    """Run the named parts (default: all); returns how many missed their target."""
+    chosen = set(parts or PARTS)
     missed = 0
-    print(f"snapshot   {ITEMS} items: read + normalise + diff (benchmarks.snapshot_profile)")
-    missed += not snapshot_and_diff()
-
-    items = generate_items_frame(ITEMS, seed=1)
-    missed += not diff_versus_per_row(items)
-    missed += not calls_made(items)
-    del items
-
-    with tempfile.TemporaryDirectory() as folder:
-        missed += not stock_cycle(Path(folder))
+    if "snapshot" in chosen:
+        print(f"snapshot   {ITEMS} items: read + normalise + diff (benchmarks.snapshot_profile)")
+        missed += not snapshot_and_diff()
+    if chosen & {"diff", "calls"}:
+        items = generate_items_frame(ITEMS, seed=1)
+        if "diff" in chosen:
+            missed += not diff_versus_per_row(items)
+        if "calls" in chosen:
+            missed += not calls_made(items)
+        del items
+    if "cycle" in chosen:
+        with tempfile.TemporaryDirectory() as folder:
+            missed += not stock_cycle(Path(folder))
     return missed
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
