@@ -131,6 +131,13 @@ class ImportOutcome:
     def needs_ack(self) -> bool:
         return self.reference is not None and self.meta_state == OrderState.CREATED
 
+    @property
+    def acked_on_meta(self) -> bool:
+        return self.reference is not None and self.meta_state in (
+            OrderState.IN_PROGRESS,
+            OrderState.COMPLETED,
+        )
+
 
 def import_order_by_id(ctx: OrdersContext, meta_order_id: str) -> ImportOutcome:
     return import_meta_order(ctx, ctx.api.get_order(meta_order_id))
@@ -236,7 +243,12 @@ def acknowledge(ctx: OrdersContext, outcomes: Iterable[ImportOutcome]) -> AckSum
     todo = []
     for outcome in outcomes:
         mapped = ctx.ledger.get(ctx.shop_id, outcome.meta_order_id)
-        if outcome.needs_ack and not (mapped and mapped.state == "acknowledged"):
+        if mapped and mapped.state == "imported" and outcome.acked_on_meta:
+            # Meta applied an ack whose answer never came back (every retry lost it): only the
+            # seller acknowledges, so this was ours; record it as if the answer had arrived.
+            result = AckResult(id=outcome.meta_order_id, state=outcome.meta_state)
+            _apply_ack_result(ctx, outcome, result, "ack-adopted", summary)
+        elif outcome.needs_ack and not (mapped and mapped.state == "acknowledged"):
             todo.append(outcome)
     todo.sort(key=lambda o: o.meta_order_id)
     size = max(1, min(ctx.policy.ack_batch_size, MAX_ACKS_PER_CALL))
@@ -362,8 +374,12 @@ class IntakeSummary:
 def ingest_orders(ctx: OrdersContext, meta_order_ids: list[str]) -> IntakeSummary:
     """Import and acknowledge the given orders (each read fresh from Meta)."""
     summary = IntakeSummary(ctx.shop_id, listed=len(meta_order_ids))
+    # Imported orders whose ack outcome was lost are no longer CREATED on Meta, so no listing
+    # finds them again: read them back too, or their shipments would wait forever.
+    stranded = [m.meta_order_id for m in ctx.ledger.unacknowledged(ctx.shop_id)
+                if m.state == "imported"]  # fmt: skip
     outcomes = []
-    for order_id in meta_order_ids:
+    for order_id in dict.fromkeys([*meta_order_ids, *stranded]):
         outcome = import_order_by_id(ctx, order_id)
         counter = "issues" if outcome.status == "issue" else outcome.status
         setattr(summary, counter, getattr(summary, counter) + 1)
