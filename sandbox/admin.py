@@ -34,6 +34,7 @@ class FaultSpec(BaseModel):
     probability: float = 1.0
     times: int | None = None
     code: int = 4
+    subcode: int | None = 463
     regain_minutes: float = 0.02
     delay_seconds: float = 2.0
 

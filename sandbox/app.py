@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from sandbox.core.errors import GraphApiError, ServiceUnavailable, Throttled
+from sandbox.core.errors import GraphApiError, InvalidToken, ServiceUnavailable, Throttled
 from sandbox.core.routing import (
     GraphCall,
     check_appsecret_proof,
@@ -148,8 +148,13 @@ def _raise_fault(state: SandboxState, shop: SandboxShop, fault) -> None:
     if fault.kind == "http_500":
         raise ServiceUnavailable()
     if fault.kind == "token_expired":
-        shop.token_valid = False
-        state.shop_for_token(shop.token)  # raises the 190/463 error
+        shop.token_valid = False  # later calls get 190/463 until the token is rotated
+        message = (
+            "Error validating access token: Session has expired."
+            if fault.subcode
+            else "Invalid OAuth access token - Cannot parse access token"
+        )
+        raise InvalidToken(message, subcode=fault.subcode)
     if fault.kind == "throttle":
         error = Throttled(fault.code)
         error.headers = _throttle_headers(shop, fault.regain_minutes)

@@ -7,7 +7,8 @@
 
 Kinds: `http_500` (code 2, transient), `timeout` (the answer is delayed past the client's
 timeout, then a 504), `throttle` (a throttle code plus usage headers saying when access returns),
-`token_expired` (190/463, and the shop's token stays invalid until rotated), `apply_then_500`
+`token_expired` (190 with `subcode`, 463 by default or None for a bare 190 "invalid OAuth access
+token"; the shop's token stays invalid until rotated), `apply_then_500`
 (the write is applied, then the answer is lost: the client must replay with the same key).
 Domain-specific faults (partial batch failures, handles ending in error, slow upload sessions)
 are options of the domain backends.
@@ -29,6 +30,7 @@ class FaultRule:
     probability: float = 1.0
     times: int | None = None  # None: until removed
     code: int = 4  # throttle code
+    subcode: int | None = 463  # token_expired: 463 expired, 460 password changed, None bare 190
     regain_minutes: float = 0.02
     delay_seconds: float = 2.0
     fired: int = 0
