@@ -39,7 +39,8 @@ DOMAIN_PACKAGES = (
 )
 
 
-def _load_domains() -> list[Any]:
+def load_domains() -> list[Any]:
+    """Import every domain package (registering its routes), in dependency-safe order."""
     modules = []
     for name in DOMAIN_PACKAGES:
         try:
@@ -54,7 +55,7 @@ def create_app(state: SandboxState | None = None, *, admin: bool = False) -> Fas
     state = state or SandboxState()
     app = FastAPI(title="metasync Meta Graph API sandbox", docs_url=None, redoc_url=None)
     app.state.sandbox = state
-    domains = _load_domains()
+    domains = load_domains()
 
     if admin:
         from sandbox.admin import build_admin_router

@@ -174,6 +174,11 @@ class SandboxState:
 
     @classmethod
     def load(cls, path: Path) -> "SandboxState":
+        # Domain modules import each other; import them in their usual order before unpickling
+        # pulls them in one by one (which could start inside a cycle).
+        from sandbox.app import load_domains
+
+        load_domains()
         return pickle.loads(path.read_bytes())
 
     def __getstate__(self) -> dict[str, Any]:

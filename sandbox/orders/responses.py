@@ -5,8 +5,6 @@ from typing import Any
 
 from sandbox.core.paging import page
 from sandbox.core.routing import GraphAnswer, GraphCall, graph_route
-from sandbox.finance.models import finance_backend
-from sandbox.finance.render import transactions_of_payment
 from sandbox.orders.models import Order, OrdersBackend, orders_backend
 from sandbox.orders.render import (
     ORDER_DEFAULTS,
@@ -36,6 +34,11 @@ def _order(call: GraphCall) -> Order:
 
 
 def _transactions(call: GraphCall):
+    # Imported here: the finance domain builds on the orders package, so importing it at module
+    # level would make `import sandbox.finance.models` circular when it comes first.
+    from sandbox.finance.models import finance_backend
+    from sandbox.finance.render import transactions_of_payment
+
     return transactions_of_payment(call.state, finance_backend(call.state))
 
 

@@ -173,3 +173,28 @@ def test_admin_api_exists_only_when_enabled():
 def test_server_binds_to_loopback_only(sandbox):
     assert sandbox.url.startswith("http://127.0.0.1:")
     assert httpx.get(f"{sandbox.url}/_sandbox/shops").status_code == 200
+
+
+def test_saved_state_loads_in_a_fresh_process(tmp_path):
+    """A demo's sandbox survives a restart: a new interpreter (no domain imported yet) loads it."""
+    import subprocess
+    import sys
+
+    state = SandboxState()
+    state.add_shop("acme", "Acme", "EUR")
+    from sandbox.finance.models import finance_backend
+
+    finance_backend(state)  # unpickling starts with the finance domain, which imports orders
+    state.domains.setdefault("marker", {"kept": True})
+    path = tmp_path / "sandbox.pickle"
+    state.save(path)
+
+    code = (
+        "from pathlib import Path; from sandbox.core.state import SandboxState; "
+        f"s = SandboxState.load(Path({str(path)!r})); "
+        "print(sorted(s.shops), s.domains['marker'])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "['acme'] {'kept': True}"
