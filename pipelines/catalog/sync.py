@@ -702,7 +702,7 @@ def _settle(ctx, key: str, handle: str, items: list[SentItem], summary: SyncSumm
 def wait_for_batch(ctx: SyncContext, handle: str):
     """Poll one handle until it is final; TimeoutError leaves it for the next run to follow."""
     deadline = time.monotonic() + ctx.settings.poll_timeout_seconds
-    while True:
+    for delay in poll_delays(ctx.settings.poll_interval_seconds):
         status = ctx.api.batch_status(handle)
         if status.status in FINAL_BATCH:
             return status
@@ -711,7 +711,17 @@ def wait_for_batch(ctx: SyncContext, handle: str):
                 f"shop {ctx.shop_id}: handle {handle} still {status.status} after "
                 f"{ctx.settings.poll_timeout_seconds:.0f}s; the next run follows it"
             )
-        ctx.sleep(ctx.settings.poll_interval_seconds)
+        ctx.sleep(delay)
+    raise AssertionError("unreachable: poll_delays never ends")
+
+
+def poll_delays(longest: float, first: float = 0.05) -> Iterator[float]:
+    """Waits between polls: short at first (small batches finish fast), doubling up to
+    `longest`, so a slow handle costs a few extra calls and a quick one no idle seconds."""
+    delay = min(first, longest)
+    while True:
+        yield delay
+        delay = min(delay * 2, longest)
 
 
 def batch_outcome(status, items: list[SentItem]) -> BatchOutcome:
@@ -1113,13 +1123,13 @@ def follow_upload(ctx: SyncContext, session_id: str, summary: SyncSummary) -> li
     summary.upload_session_id = session_id
     api = ctx.api
     deadline = time.monotonic() + ctx.settings.poll_timeout_seconds
-    while True:
+    for delay in poll_delays(ctx.settings.poll_interval_seconds):
         session = api.upload_session(session_id)
         if session.is_done:
             break
         if time.monotonic() > deadline:
             raise TimeoutError(f"shop {ctx.shop_id}: upload session {session_id} did not end")
-        ctx.sleep(ctx.settings.poll_interval_seconds)
+        ctx.sleep(delay)
     errors = list(api.upload_errors(session_id))
     summary.upload_errors = sum(1 for e in errors if e.is_fatal)
     with ctx.db.begin() as conn:
