@@ -15,7 +15,7 @@ import dagster as dg
 
 from pipelines.finance import ingest, store
 from pipelines.finance.partitions import finance_partitions_def
-from pipelines.finance.reconcile import ShopReconciliation
+from pipelines.finance.setbased import FrameReconciliation
 from pipelines.orders.resources import OmsResource
 from pipelines.resources import MetasyncResource
 from pipelines.shops import runnable_shops
@@ -223,22 +223,18 @@ def finance_reconciliation_staged(
     )
 
 
-def _reconciliation_metadata(result: ShopReconciliation) -> dict[str, Any]:
-    mismatched = [o for o in result.orders if o.status != "matched"]
+def _reconciliation_metadata(result: FrameReconciliation) -> dict[str, Any]:
+    columns = ["order_id", "status", "difference", "currency", "reason"]
+    records = [dg.TableRecord({c: _scalar(r[c]) for c in columns}) for r in result.preview(columns)]
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in columns])
     return {
         "dagster/row_count": len(result.orders),
         "as_of_date": str(result.as_of_date),
         "order_statuses": dg.MetadataValue.json(result.status_counts()),
         "payouts": len(result.payouts),
-        "meta_net_by_currency": dg.MetadataValue.json(
-            store.totals_by_currency(result.orders, "meta_net")
-        ),
-        "difference_by_currency": dg.MetadataValue.json(
-            store.totals_by_currency(result.orders, "difference")
-        ),
-        "not_matched_preview": _preview(
-            mismatched, ["order_id", "status", "difference", "currency", "reason"]
-        ),
+        "meta_net_by_currency": dg.MetadataValue.json(result.order_totals("meta_net")),
+        "difference_by_currency": dg.MetadataValue.json(result.order_totals("difference")),
+        "not_matched_preview": dg.MetadataValue.table(records=records, schema=schema),
     }
 
 

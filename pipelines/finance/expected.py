@@ -130,8 +130,10 @@ def _charged(
     return total
 
 
-def expected_orders_from_oms(oms: OmsAdapter, shop_id: str) -> list[ExpectedOrder]:
-    """Every Meta-sourced OMS order of the shop, as ExpectedOrder.
+def expected_orders_from_oms(
+    oms: OmsAdapter, shop_id: str, only: list[int] | None = None
+) -> list[ExpectedOrder]:
+    """Every Meta-sourced OMS order of the shop (or only those OMS order ids), as ExpectedOrder.
 
     Read set-based: one query per OMS table for the whole shop (not one per order), so a shop
     with a million orders takes seconds. The OMS tables are read directly (read-only).
@@ -139,14 +141,13 @@ def expected_orders_from_oms(oms: OmsAdapter, shop_id: str) -> list[ExpectedOrde
     # TODO(oms-api): read through OmsAdapter methods once it offers bulk reads of a shop's
     # orders, refunds and event history.
     source = str(OrderSource.META)
-    mine = select(oms_orders.c.order_id).where(
-        oms_orders.c.shop_id == shop_id, oms_orders.c.source == source
-    )
+    where = [oms_orders.c.shop_id == shop_id, oms_orders.c.source == source]
+    if only is not None:
+        where.append(oms_orders.c.order_id.in_(list(only)))
+    mine = select(oms_orders.c.order_id).where(*where)
     with oms.engine.begin() as conn:
         order_rows = conn.execute(
-            select(oms_orders)
-            .where(oms_orders.c.shop_id == shop_id, oms_orders.c.source == source)
-            .order_by(oms_orders.c.order_id)
+            select(oms_orders).where(*where).order_by(oms_orders.c.order_id)
         ).all()
         lines = _lines_by_order(conn, mine)
         refunded = _refunded_by_order(conn, mine)

@@ -20,7 +20,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
 from pipelines.finance import store
-from pipelines.finance.expected import expected_orders_from_oms
 from pipelines.finance.normalize import (
     PaymentRow,
     PayoutRow,
@@ -31,12 +30,8 @@ from pipelines.finance.normalize import (
     normalize_payouts,
     normalize_transactions,
 )
-from pipelines.finance.reconcile import (
-    ReconcileSettings,
-    ShopReconciliation,
-    reconcile_shop,
-    trailing_window_start,
-)
+from pipelines.finance.reconcile import ReconcileSettings, trailing_window_start
+from pipelines.finance.setbased import FrameReconciliation, reconcile_set_based
 from resources.db import MetasyncDatabase
 from resources.db.finance_tables import finance_payouts, finance_transactions
 from resources.meta.finance import PAYOUT_FIELDS, TRANSACTION_FIELDS
@@ -258,30 +253,15 @@ class Gate:
 
 def reconcile_loaded(
     db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings
-) -> ShopReconciliation:
+) -> FrameReconciliation:
     """The shop's whole reconciliation, as of the latest day loaded (so reruns and backfills in
-    any order compute the same rows)."""
-    loaded = store.read_loaded(db, shop_id)
-    if loaded.as_of is None:
-        raise ValueError(f"shop {shop_id}: no finance partition loaded yet")
-    # TODO(finance-scale): every run rebuilds the shop's full history; restrict to the orders and
-    # months the partition touched once a shop's history makes this slow. Measured (make bench
-    # finance, Postgres): writes are bulk (COPY) and the OMS side is set-based, but reading the
-    # history back into dataclasses, the pure per-row reconcile and the JSON staging still cost
-    # ~0.3 ms per transaction in Python; 1M transactions need this moved to set-based SQL.
-    return reconcile_shop(
-        expected_orders_from_oms(oms, shop_id),
-        loaded.transactions,
-        loaded.payments,
-        loaded.payouts,
-        [r for r in loaded.quarantined if r.source == "transactions"],
-        loaded.as_of,
-        settings.reconcile(),
-    )
+    any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
+    same rules as the pure `reconcile.reconcile_shop`."""
+    return reconcile_set_based(db, oms, shop_id, settings.reconcile())
 
 
 def evaluate_gate(
-    db: MetasyncDatabase, shop_id: str, result: ShopReconciliation, settings: FinanceSettings
+    db: MetasyncDatabase, shop_id: str, result: FrameReconciliation, settings: FinanceSettings
 ) -> Gate:
     with db.begin() as conn:
         open_count = len(store.open_quarantine(conn, shop_id))
@@ -296,7 +276,7 @@ def evaluate_gate(
 
 def stage(
     db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings
-) -> tuple[ShopReconciliation, Gate]:
+) -> tuple[FrameReconciliation, Gate]:
     result = reconcile_loaded(db, oms, shop_id, settings)
     gate = evaluate_gate(db, shop_id, result, settings)
     store.stage_reconciliation(db, shop_id, result, checks_passed=gate.passed)

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -90,7 +90,8 @@ class TransactionRow:
 
     @property
     def transaction_day(self) -> date:
-        return self.transaction_date.date()
+        """The UTC day (Meta may print an offset; windows, settlement and tax periods are UTC)."""
+        return self.transaction_date.astimezone(UTC).date()
 
 
 @dataclass(frozen=True)

@@ -402,6 +402,21 @@ def reconcile_payouts(
         if txn.payout_reference_id:
             net_by_payout[txn.payout_reference_id] += txn.net_amount
             count_by_payout[txn.payout_reference_id] += 1
+    return payouts_from_totals(
+        payouts, net_by_payout, count_by_payout, quarantined, as_of, settings
+    )
+
+
+def payouts_from_totals(
+    payouts: Iterable[PayoutRow],
+    net_by_payout: dict[str, Decimal],
+    count_by_payout: dict[str, int],
+    quarantined: Iterable[Rejected],
+    as_of: date,
+    settings: ReconcileSettings,
+) -> tuple[list[PayoutReconciliation], list[PayoutAdjustment]]:
+    """`reconcile_payouts` from each payout's transaction net and count (summed elsewhere, e.g.
+    in SQL over the loaded table)."""
     quarantined_by_payout: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for reject in quarantined:
         if reject.payout_reference_id and reject.net_amount is not None:

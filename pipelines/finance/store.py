@@ -19,6 +19,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -31,12 +33,13 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     update,
 )
 
-from pipelines.finance.money import ZERO, MoneyError, exponent, to_minor
+from pipelines.finance.money import _EXPONENTS, ZERO, MoneyError, exponent, to_minor
 from pipelines.finance.normalize import (
     AllocationRow,
     PaymentRow,
@@ -45,10 +48,10 @@ from pipelines.finance.normalize import (
     TaxLine,
     TransactionRow,
 )
-from pipelines.finance.reconcile import ShopReconciliation
 from resources.db import MetasyncDatabase
 from resources.db.finance_tables import (
     ANALYST_TABLES,
+    STAGED_TABLES,
     finance_daily_settlement,
     finance_order_payments,
     finance_order_reconciliation,
@@ -505,6 +508,24 @@ def read_loaded(db: MetasyncDatabase, shop_id: str) -> LoadedFinance:
     )
 
 
+def read_transactions_of_orders(
+    conn: Connection, shop_id: str, order_ids: Sequence[str]
+) -> dict[str, list[TransactionRow]]:
+    """The loaded transactions of some orders (without tax lines), by order, in date order."""
+    rows = conn.execute(
+        select(finance_transactions)
+        .where(
+            finance_transactions.c.shop_id == shop_id,
+            key_in(conn, finance_transactions.c.order_id, list(order_ids)),
+        )
+        .order_by(finance_transactions.c.transaction_date, finance_transactions.c.transaction_key)
+    ).all()
+    by_order: dict[str, list[TransactionRow]] = {}
+    for row in rows:
+        by_order.setdefault(row.order_id, []).append(_transaction(row, ()))
+    return by_order
+
+
 def _as_date(value: Any) -> date | None:
     if value is None or isinstance(value, date):
         return value
@@ -599,7 +620,6 @@ def _reject(r: Any) -> Rejected:
 # -- staging and publishing the analyst tables -----------------------------------------------------
 
 _STAGED_PARTS = (
-    ("orders", finance_order_reconciliation),
     ("payouts", finance_payout_reconciliation),
     ("adjustments", finance_payout_adjustments),
     ("daily", finance_daily_settlement),
@@ -608,23 +628,36 @@ _STAGED_PARTS = (
 
 
 def stage_reconciliation(
-    db: MetasyncDatabase, shop_id: str, result: ShopReconciliation, *, checks_passed: bool
+    db: MetasyncDatabase, shop_id: str, result: Any, *, checks_passed: bool
 ) -> None:
-    """Keep the computed analyst rows until publish: per table, column names and rows of
-    JSON-safe values (money as exact text, `*_minor` twins computed), compact at any size."""
-    payload = {
-        "mismatch_rate": result.mismatch_rate,
-        "unbalanced_payouts": len(result.unbalanced_payouts),
-        **{part: _staged_rows(table, getattr(result, part)) for part, table in _STAGED_PARTS},
-    }
+    """Replace the shop's staged rows (the `*_staged` tables, money in minor units) and its
+    staging header, in one transaction. `result` is a `setbased.FrameReconciliation` or a pure
+    `reconcile.ShopReconciliation`."""
+    from pipelines.finance.setbased import orders_frame_from_rows
+
+    orders = result.orders
+    if not isinstance(orders, pd.DataFrame):
+        orders = orders_frame_from_rows(orders)
     values = {
         "as_of_date": result.as_of_date,
         "computed_at": utcnow(),
         "checks_passed": checks_passed,
-        "payload": payload,
+        "payload": {
+            "mismatch_rate": result.mismatch_rate,
+            "unbalanced_payouts": len(result.unbalanced_payouts),
+        },
         "published_at": None,
     }
     with db.begin() as conn:
+        for staged in STAGED_TABLES.values():
+            conn.execute(delete(staged).where(staged.c.shop_id == shop_id))
+        staged_orders = STAGED_TABLES[finance_order_reconciliation.name]
+        columns = {name: orders[name].to_numpy() for name in orders.columns}
+        bulk_insert_columns(conn, staged_orders, columns | {"shop_id": shop_id}, len(orders))
+        for part, table in _STAGED_PARTS:
+            staged = STAGED_TABLES[table.name]
+            records = [_staged_record(staged, table, row, shop_id) for row in getattr(result, part)]
+            bulk_insert(conn, staged, records)
         conn.execute(
             delete(finance_reconciliation_staging).where(
                 finance_reconciliation_staging.c.shop_id == shop_id
@@ -633,24 +666,92 @@ def stage_reconciliation(
         conn.execute(finance_reconciliation_staging.insert().values(shop_id=shop_id, **values))
 
 
-def _staged_rows(table: Table, rows: Sequence[Any]) -> dict[str, list]:
-    names = [column.name for column in table.columns if column.name != "shop_id"]
-    if not rows:
-        return {"columns": names, "rows": []}
-    fields = _field_names(type(rows[0]))
-    staged = []
-    for row in rows:
-        record = with_minor(table, _fields(row, fields))
-        staged.append([_json_safe(record.get(name)) for name in names])
-    return {"columns": names, "rows": staged}
+def _staged_record(staged: Table, analyst: Table, row: Any, shop_id: str) -> dict[str, Any]:
+    record = with_minor(analyst, _fields(row, _field_names(type(row))))
+    record["shop_id"] = shop_id
+    return {c.name: record.get(c.name) for c in staged.columns}
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, date | datetime):  # datetime is a date too
-        return value.isoformat()
-    return value
+def bulk_insert_columns(
+    conn: Connection, table: Table, columns: dict[str, Any], length: int
+) -> int:
+    """Insert rows given column-wise (sequences or numpy arrays; a scalar repeats), in bulk."""
+    if not length:
+        return 0
+    names = [c.name for c in table.columns if c.name in columns]
+    series = []
+    for name in names:
+        value = columns[name]
+        if isinstance(value, str | int | date) or value is None:
+            value = [value] * length
+        series.append(value)
+    if conn.dialect.name != "postgresql":
+        lists = [_python_values(v) for v in series]
+        records = [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
+        conn.execute(table.insert(), records)
+        return length
+    texts = [_copy_texts(table.c[name], value) for name, value in zip(names, series, strict=True)]
+    buffer = io.StringIO()
+    buffer.writelines("\t".join(row) + "\n" for row in zip(*texts, strict=True))
+    buffer.seek(0)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({', '.join(names)}) FROM STDIN", buffer)
+    finally:
+        cursor.close()
+    return length
+
+
+def _python_values(values: Any) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    return list(values)
+
+
+def _copy_texts(column: Column, values: Any) -> list[str]:
+    """COPY text of a whole column: integer arrays in one pass, other values one by one."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return list(map(str, values.tolist()))
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return ["t" if v else "f" for v in values.tolist()]
+    out = []
+    for value in _python_values(values):
+        if value is None or value != value:  # None, or a NaN pandas put in an object column
+            out.append("\\N")
+        elif type(value) is str:
+            out.append(value.translate(_COPY_ESCAPES))
+        else:
+            out.append(_copy_text(column, value))
+    return out
+
+
+def _major_sql(dialect: str, minor: str) -> str:
+    """SQL deriving the exact major amount from a minor-unit column and `currency`: NUMERIC on
+    Postgres, ExactDecimal's exact text elsewhere (SQLite)."""
+    by_exponent: dict[int, list[str]] = {}
+    for code, places in _EXPONENTS.items():
+        by_exponent.setdefault(places, []).append(f"'{code}'")
+    if dialect == "postgresql":
+        whens = " ".join(
+            f"WHEN upper(currency) IN ({', '.join(codes)}) THEN {Decimal(1).scaleb(-e)}"
+            for e, codes in sorted(by_exponent.items())
+        )
+        return f"({minor} * CASE {whens} ELSE 0.01 END)"
+
+    def text(places: int) -> str:
+        if places == 0:
+            return f"CAST({minor} AS TEXT)"
+        unit = 10**places
+        return (
+            f"(CASE WHEN {minor} < 0 THEN '-' ELSE '' END || (abs({minor}) / {unit}) || '.' || "
+            f"substr('{'0' * places}' || (abs({minor}) % {unit}), -{places}))"
+        )
+
+    whens = " ".join(
+        f"WHEN upper(currency) IN ({', '.join(codes)}) THEN {text(e)}"
+        for e, codes in sorted(by_exponent.items())
+    )
+    return f"(CASE {whens} ELSE {text(2)} END)"
 
 
 class PublishRefused(RuntimeError):
@@ -674,8 +775,7 @@ def publish_reconciliation(db: MetasyncDatabase, shop_id: str) -> dict[str, int]
         counts = {}
         for table in ANALYST_TABLES:
             conn.execute(delete(table).where(table.c.shop_id == shop_id))
-        for part, table in _STAGED_PARTS:
-            counts[table.name] = _publish_rows(conn, table, shop_id, staged.payload[part])
+            counts[table.name] = _publish_table(conn, table, shop_id)
         now = utcnow()
         conn.execute(
             update(finance_reconciliation_staging)
@@ -695,19 +795,20 @@ def publish_reconciliation(db: MetasyncDatabase, shop_id: str) -> dict[str, int]
     return counts
 
 
-def _publish_rows(conn: Connection, table: Table, shop_id: str, staged: dict[str, list]) -> int:
-    names = staged["columns"]
-    if conn.dialect.name == "postgresql":
-        # COPY takes the staged text as it is (exact decimals, ISO dates).
-        records = [dict(zip(names, row, strict=True), shop_id=shop_id) for row in staged["rows"]]
-    else:
-        types = [table.c[name].type for name in names]
-        records = [
-            {name: _typed(kind, value) for name, kind, value in zip(names, types, row, strict=True)}
-            | {"shop_id": shop_id}
-            for row in staged["rows"]
-        ]
-    return bulk_insert(conn, table, records)
+def _publish_table(conn: Connection, table: Table, shop_id: str) -> int:
+    """INSERT .. SELECT from the staged twin, major amounts derived from the minor ones."""
+    staged = STAGED_TABLES[table.name]
+    names = [c.name for c in table.columns]
+    exprs = [
+        staged.c[name]
+        if name in staged.c
+        else literal_column(_major_sql(conn.dialect.name, f"{name}_minor"))
+        for name in names
+    ]
+    result = conn.execute(
+        table.insert().from_select(names, select(*exprs).where(staged.c.shop_id == shop_id))
+    )
+    return result.rowcount
 
 
 def totals_by_currency(rows: Iterable[Any], amount: str) -> dict[str, str]:

@@ -168,8 +168,9 @@ finance_partition_loads = Table(
     Column("loaded_at", UtcDateTime, nullable=False),
 )
 
-# A reconciliation computed but not yet published: the publish step copies it into the analyst
-# tables only when the blocking checks passed (a failed blocking check still records the asset).
+# A reconciliation computed but not yet published (its rows are in the *_staged tables): the
+# publish step copies them into the analyst tables only when the blocking checks passed (a failed
+# blocking check still records the asset).
 finance_reconciliation_staging = Table(
     "finance_reconciliation_staging",
     metadata,
@@ -299,6 +300,28 @@ ANALYST_TABLES = (
     finance_tax_summary,
 )
 
+
+def _staged(analyst: Table) -> Table:
+    """A staging twin of an analyst table: the same rows with money in minor units only (the
+    publish step derives the exact major amounts from them and the currency, in SQL)."""
+    minor_twins = {
+        c.name.removesuffix("_minor") for c in analyst.columns if c.name.endswith("_minor")
+    }
+    return Table(
+        f"{analyst.name}_staged",
+        metadata,
+        *(
+            Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in analyst.columns
+            if c.name not in minor_twins
+        ),
+    )
+
+
+#: Staged reconciliation rows per analyst table, waiting for the blocking checks; published by
+#: one INSERT .. SELECT per table.
+STAGED_TABLES = {analyst.name: _staged(analyst) for analyst in ANALYST_TABLES}
+
 #: Every finance table (loaded, staging, analyst), for the dictionary test and cleanup.
 FINANCE_TABLES = (
     finance_payouts,
@@ -309,6 +332,7 @@ FINANCE_TABLES = (
     finance_quarantine,
     finance_partition_loads,
     finance_reconciliation_staging,
+    *STAGED_TABLES.values(),
     *ANALYST_TABLES,
     finance_reconciliation_runs,
 )
