@@ -141,6 +141,10 @@ class StoreSource(ABC):
     """One store catalog: where it lives, how to read it, how its columns map to variants."""
 
     kind: ClassVar[str]
+    # The order of the exclusion and rejection blocks in `to_store_rows` (rows in source_row
+    # order within a block): a catalog assembled from per-product parts is sorted back into it.
+    excluded_order: ClassVar[tuple[str, ...]] = ()
+    rejected_order: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -154,6 +158,16 @@ class StoreSource(ABC):
     @abstractmethod
     def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
         """Split raw rows into store-neutral variant rows, excluded rows and rejected rows."""
+
+    @classmethod
+    def product_keys(cls, raw: pd.DataFrame) -> pd.Series | None:
+        """A product key per raw row such that `to_store_rows` on the rows of some keys gives
+        exactly their share of `to_store_rows` on every row; None when this export cannot be
+        split so (then an incremental snapshot normalises it whole).
+
+        Only the cross-product identity checks (duplicate ids, an id used as a group id) look
+        across products; `pipelines.catalog.normalise` runs them over every product."""
+        return None
 
     def error(self, problem: str) -> StoreSourceError:
         return StoreSourceError(self.kind, self.location, problem)

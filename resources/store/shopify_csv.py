@@ -64,6 +64,24 @@ class ShopifyCsvSource(CsvStoreSource):
         **{f"Option{i} Value": (f"Option{i} value",) for i in OPTION_SLOTS},
     }
 
+    excluded_order: ClassVar[tuple[str, ...]] = (
+        ExclusionReason.DRAFT,
+        ExclusionReason.GIFT_CARD,
+        ExclusionReason.DIGITAL,
+        ExclusionReason.IMAGE_ROW,
+        ExclusionReason.NO_VARIANT_DATA,
+    )
+    rejected_order: ClassVar[tuple[str, ...]] = (
+        RejectionReason.MISSING_ID,
+        RejectionReason.NO_VARIANTS,
+    )
+
+    @classmethod
+    def product_keys(cls, raw: pd.DataFrame) -> pd.Series:
+        """The Handle: every row of a product shares it, and rows only ever look at rows of
+        their own handle (rows without a Handle are each rejected on their own)."""
+        return column(raw, "Handle")
+
     @classmethod
     def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
         handle = column(raw, "Handle")
@@ -97,7 +115,8 @@ class ShopifyCsvSource(CsvStoreSource):
             excluded_rows(frame, digital, ExclusionReason.DIGITAL, "variant needs no shipping"),
             excluded_rows(
                 frame,
-                ~is_variant & has_image & ~lonely_first,
+                # a row without a Handle is rejected (missing_id), never also excluded
+                ~is_variant & has_image & ~no_handle & ~lonely_first,
                 ExclusionReason.IMAGE_ROW,
                 "extra product image, used by the product's items",
             ),

@@ -65,6 +65,16 @@ class SqlSource(StoreSource):
 
     kind = "sql"
     required_columns: ClassVar[tuple[str, ...]] = REQUIRED_COLUMNS
+    excluded_order: ClassVar[tuple[str, ...]] = (
+        *KIND_EXCLUSIONS.values(),
+        ExclusionReason.DRAFT,
+        ExclusionReason.UNSUPPORTED_TYPE,
+    )
+
+    @classmethod
+    def product_keys(cls, raw: pd.DataFrame) -> pd.Series:
+        """`product_id`: each row becomes an item or a reject on its own."""
+        return column(raw, "product_id")
 
     def read(self) -> pd.DataFrame:
         url, _, table_name = self.location.rpartition("#")

@@ -49,16 +49,46 @@ class WooCommerceCsvSource(CsvStoreSource):
         "GTIN, UPC, EAN, or ISBN": ("GTIN",),
     }
 
+    excluded_order: ClassVar[tuple[str, ...]] = (
+        ExclusionReason.PARENT_OF_VARIANTS,
+        ExclusionReason.GROUPED,
+        ExclusionReason.EXTERNAL,
+        ExclusionReason.UNSUPPORTED_TYPE,
+        ExclusionReason.DRAFT,
+        ExclusionReason.DIGITAL,
+    )
+    rejected_order: ClassVar[tuple[str, ...]] = (
+        RejectionReason.MISSING_ID,
+        RejectionReason.ORPHAN_VARIATION,
+    )
+
+    @classmethod
+    def product_keys(cls, raw: pd.DataFrame) -> pd.Series | None:
+        """The parent's ID for variations, the row's own ID otherwise; None when a row reaches
+        outside its product: a row holding a product's ID keyed elsewhere (a variation whose ID
+        another variation names as Parent), or a Parent naming a SKU that several rows share
+        (which one wins depends on rows of other products)."""
+        frame = pd.DataFrame({"id": column(raw, "ID"), "SKU": column(raw, "SKU")})
+        frame["Parent"] = column(raw, "Parent")
+        variation = _types(raw)["variation"]
+        parent_id = _resolve_parents(frame)
+        keys = parent_id.where(variation, frame["id"])
+        holds_key = frame["id"].isin(keys.unique())
+        if (holds_key & (keys != frame["id"])).any():
+            return None
+        ref = frame["Parent"]
+        by_sku = ref.str.extract(r"^id:(\S+)$", expand=False).isna() & (ref != "")
+        sku_counts = frame.loc[frame["SKU"] != "", "SKU"].value_counts()
+        if (by_sku & (ref.map(sku_counts).fillna(0) > 1)).any():
+            return None
+        return keys
+
     @classmethod
     def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
         frame = raw.copy()
         frame["id"] = column(raw, "ID")
-        tokens = column(raw, "Type").str.casefold().str.replace(" ", "", regex=False)
-        kinds = tokens.str.split(",")
-        has = {
-            name: kinds.map(lambda parts, n=name: n in parts)
-            for name in ("simple", "variable", "variation", "grouped", "external")
-        }
+        tokens = _type_tokens(raw)
+        has = _types(raw)
         digital_type = tokens.str.contains("downloadable|virtual", regex=True)
 
         parent_id = _resolve_parents(frame)
@@ -112,6 +142,18 @@ class WooCommerceCsvSource(CsvStoreSource):
             excluded=concat_frames(excluded, excluded[0].columns),
             rejected=concat_frames(rejected, rejected[0].columns),
         )
+
+
+def _type_tokens(raw: pd.DataFrame) -> pd.Series:
+    return column(raw, "Type").str.casefold().str.replace(" ", "", regex=False)
+
+
+def _types(raw: pd.DataFrame) -> dict[str, pd.Series]:
+    kinds = _type_tokens(raw).str.split(",")
+    return {
+        name: kinds.map(lambda parts, n=name: n in parts)
+        for name in ("simple", "variable", "variation", "grouped", "external")
+    }
 
 
 def _resolve_parents(frame: pd.DataFrame) -> pd.Series:

@@ -283,3 +283,16 @@ def test_hashes_separate_volatile_fields(shop) -> None:
     assert cheaper["volatile_hash"] != base["volatile_hash"]
     assert renamed["volatile_hash"] == base["volatile_hash"]
     assert renamed["content_hash"][:16] != base["content_hash"][:16]
+
+
+def test_shopify_row_without_handle_but_with_image_is_rejected_once(tmp_path, shop) -> None:
+    """Was counted twice (missing_id and image_row), so normalisation raised."""
+    text = SHOPIFY_HEADER + (
+        "tee,Tee,<p>Cotton</p>,Acme,true,Size,S,T-S,3,deny,20.00,,https://i.example/1.jpg,1,active\n"
+        ",,,,,,,,,,,,https://i.example/stray.jpg,2,\n"
+    )
+    catalog = normalise_text(tmp_path, "shopify_csv", text, shop)
+    assert_accounted([2, 3], catalog)
+    assert catalog.excluded.empty
+    assert catalog.rejected[["source_row", "reason"]].values.tolist() == [[3, "missing_id"]]
+    assert catalog.items["additional_image_link"].tolist() == [""]  # not the stray image
