@@ -90,8 +90,8 @@ class SyncSettings(BaseModel):
     drift_fields: dict[str, str] = Field(
         default_factory=lambda: {"name": "title", "availability": "availability"}
     )
-    # TODO(shop-storefront): the shop profile has no storefront URL; until it has one, exports
-    # without a product link (Shopify) need this template ({handle} {product_id} {variant_id}).
+    # Fallbacks for shops whose profile names no storefront URL template or default brand
+    # (placeholders {handle} {product_id} {variant_id} {sku}); the profile's values win.
     product_url_template: str | None = None
     default_brand: str | None = None
     delete_orphans: bool = True
