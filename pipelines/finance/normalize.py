@@ -9,16 +9,17 @@ Pure: no database, no HTTP. Each input is a pydantic model from `resources.meta.
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from pipelines.finance.money import ZERO, MoneyError, to_minor
+from pipelines.finance.money import ZERO, MoneyError, exponent, to_minor
 from resources.meta.orders_models import OrderPayment, Payout, Transaction, TransactionType
 
 # Transaction types metasync understands, and the direction each moves the seller's money
@@ -60,8 +61,7 @@ class PayoutRow:
         return (self.status or "").upper() == "COMPLETED" and self.payout_date is not None
 
 
-@dataclass(frozen=True)
-class TaxLine:
+class TaxLine(NamedTuple):
     tax_category: str
     jurisdiction: str
     imposition: str
@@ -70,8 +70,7 @@ class TaxLine:
     currency: str
 
 
-@dataclass(frozen=True)
-class TransactionRow:
+class TransactionRow(NamedTuple):
     transaction_key: str
     meta_transaction_id: str | None
     transaction_type: str
@@ -86,7 +85,7 @@ class TransactionRow:
     net_amount: Decimal
     tax_amount: Decimal
     tax_rate: str | None
-    taxes: tuple[TaxLine, ...] = field(default_factory=tuple)
+    taxes: tuple[TaxLine, ...] = ()
 
     @property
     def transaction_day(self) -> date:
@@ -94,16 +93,14 @@ class TransactionRow:
         return self.transaction_date.astimezone(UTC).date()
 
 
-@dataclass(frozen=True)
-class AllocationRow:
+class AllocationRow(NamedTuple):
     item_id: str
     promotion_id: str
     allocation_amount: Decimal
     currency: str
 
 
-@dataclass(frozen=True)
-class PaymentRow:
+class PaymentRow(NamedTuple):
     payment_id: str
     order_id: str
     items_amount: Decimal
@@ -115,7 +112,7 @@ class PaymentRow:
     tax_remitted: bool | None
     captured: bool
     shipment_ids: tuple[str, ...]
-    allocations: tuple[AllocationRow, ...] = field(default_factory=tuple)
+    allocations: tuple[AllocationRow, ...] = ()
 
 
 class _Refused(ValueError):
@@ -180,6 +177,10 @@ def normalize_transactions(
     rejects: list[Rejected] = []
     seen: Counter[str] = Counter()
     for raw in raws:
+        row = _fast_transaction_row(raw) if type(raw) is dict else None
+        if row is not None:
+            rows.append(row)
+            continue
         payload = payload_of(raw)
         try:
             row = _transaction_row(raw, seen)
@@ -188,6 +189,135 @@ def normalize_transactions(
             continue
         rows.append(row)
     return rows, rejects
+
+
+# -- the fast path: the payload shape Meta sends nearly always, read without pydantic ------------
+# Anything outside it (another key, a non-string where a string goes, an amount that is not plain
+# digits, a date that is not plain ISO 8601 with an offset, no id) returns None and takes the
+# pydantic path, so refusals and their reasons stay exactly those of the models.
+
+_TXN_KEYS = frozenset(
+    {"id", "transaction_type", "transaction_date", "order_id", "merchant_order_id",
+     "processing_fee", "net_payment_amount", "tax_details", "payout_reference_id", "transfer_id",
+     "tax_rate"}
+)  # fmt: skip
+_TAX_KEYS = frozenset(
+    {"tax_category", "jurisdiction", "imposition", "item_tax_rate", "item_tax_amount"}
+)
+_PLAIN_MOMENT = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})"
+).fullmatch
+_DIRECTION_BY_NAME = {str(kind): direction for kind, direction in DIRECTION.items()}
+_AMOUNT_FITS: dict[str, Any] = {}
+
+
+def _amount_fits(currency: str) -> Any:
+    """`fullmatch` of plain amounts with no more decimals than the currency has (so they are
+    exact in minor units); any other amount takes the pydantic path."""
+    places = exponent(currency)
+    fraction = rf"(\.\d{{1,{places}}})?" if places else ""
+    return _AMOUNT_FITS.setdefault(currency, re.compile(rf"-?\d{{1,15}}{fraction}").fullmatch)
+
+
+def _fast_money(value: Any) -> tuple[Decimal, str] | None:
+    if type(value) is not dict or len(value) != 2:
+        return None
+    amount, currency = value.get("amount"), value.get("currency")
+    if type(amount) is not str or type(currency) is not str or len(currency) != 3:
+        return None
+    currency = currency.upper()
+    fits = _AMOUNT_FITS.get(currency) or _amount_fits(currency)
+    if fits(amount) is None:
+        return None
+    return Decimal(amount), currency
+
+
+def _text_or_none(*values: Any) -> bool:
+    for value in values:
+        if value is not None and type(value) is not str:
+            return False
+    return True
+
+
+def _edge(value: Any) -> list | None:
+    """A nested edge as `unwrap_edge` reads it, or None where the models might refuse it."""
+    if value is None:
+        return []
+    if type(value) is dict:
+        if "data" not in value:
+            return None
+        value = value["data"]
+    return value if type(value) is list else None
+
+
+def _fast_transaction_row(raw: dict[str, Any]) -> TransactionRow | None:
+    if not raw.keys() <= _TXN_KEYS:
+        return None
+    get = raw.get
+    txn_id, kind, order_id = get("id"), get("transaction_type"), get("order_id")
+    when = get("transaction_date")
+    if type(txn_id) is not str or not txn_id or len(txn_id) > 76:
+        return None
+    direction = _DIRECTION_BY_NAME.get(kind) if type(kind) is str else None
+    if direction is None or type(order_id) is not str or not order_id:
+        return None
+    if type(when) is not str or _PLAIN_MOMENT(when) is None:
+        return None
+    merchant, payout = get("merchant_order_id"), get("payout_reference_id")
+    transfer, tax_rate = get("transfer_id"), get("tax_rate")
+    if not _text_or_none(merchant, payout, transfer, tax_rate):
+        return None
+    net = _fast_money(get("net_payment_amount"))
+    if net is None:
+        return None
+    net_amount, currency = net
+    fee_amount = ZERO
+    if (fee_raw := get("processing_fee")) is not None:
+        fee = _fast_money(fee_raw)
+        if fee is None or fee[1] != currency:
+            return None
+        fee_amount = fee[0]
+    taxes = _fast_tax_lines(get("tax_details"), currency, direction)
+    if taxes is None:
+        return None
+    tax_amount = ZERO
+    for line in taxes:
+        tax_amount += line.tax_amount
+    return TransactionRow(
+        "id:" + txn_id, txn_id, kind, datetime.fromisoformat(when), order_id, merchant or None,
+        payout or None, transfer, currency, net_amount - fee_amount, fee_amount, net_amount,
+        tax_amount, tax_rate, taxes,
+    )  # fmt: skip
+
+
+def _fast_tax_lines(details: Any, currency: str, direction: int) -> tuple[TaxLine, ...] | None:
+    details = _edge(details)
+    if details is None:
+        return None
+    lines = []
+    for detail in details:
+        if type(detail) is not dict or not detail.keys() <= _TAX_KEYS:
+            return None
+        get = detail.get
+        category, jurisdiction = get("tax_category"), get("jurisdiction")
+        imposition, rate = get("imposition"), get("item_tax_rate")
+        if not _text_or_none(category, jurisdiction, imposition, rate):
+            return None
+        money = _fast_money(get("item_tax_amount"))
+        if money is None or money[1] != currency:
+            return None
+        magnitude = money[0].copy_abs()
+        lines.append(
+            TaxLine(
+                category or "UNSPECIFIED",
+                jurisdiction or "UNSPECIFIED",
+                imposition or "UNSPECIFIED",
+                rate,
+                magnitude if direction > 0 else -magnitude,
+                currency,
+            )  # fmt: skip
+        )
+    return tuple(lines)
 
 
 def merge_transactions(*batches: list[TransactionRow]) -> list[TransactionRow]:
@@ -316,6 +446,10 @@ def normalize_payments(
     rows: list[PaymentRow] = []
     rejects: list[Rejected] = []
     for raw in raws:
+        row = _fast_payment_row(order_id, raw) if type(raw) is dict else None
+        if row is not None:
+            rows.append(row)
+            continue
         payload = payload_of(raw)
         try:
             rows.append(_payment_row(order_id, raw))
@@ -365,6 +499,72 @@ def _payment_row(order_id: str, raw: OrderPayment | dict[str, Any]) -> PaymentRo
     for amount in (row.items_amount, row.shipping_amount, row.tax_amount, row.total_amount):
         to_minor(amount, currency)
     return row
+
+
+_PAYMENT_KEYS = frozenset(
+    {"id", "subtotal", "tax", "tax_remitted", "total_amount", "shipments",
+     "transaction_details", "items"}
+)  # fmt: skip
+
+
+def _fast_payment_row(order_id: str, raw: dict[str, Any]) -> PaymentRow | None:
+    """The common payment shape (no promotion allocations) without pydantic; None otherwise."""
+    if not raw.keys() <= _PAYMENT_KEYS or type(raw.get("id")) is not str:
+        return None
+    remitted = raw.get("tax_remitted")
+    if remitted is not None and type(remitted) is not bool:
+        return None
+    total = _fast_money(raw.get("total_amount"))
+    if total is None:
+        return None
+    currency = total[1]
+    subtotal = raw.get("subtotal") or {}
+    if type(subtotal) is not dict or not subtotal.keys() <= {"items", "shipping"}:
+        return None
+    amounts = [total[0]]
+    for part in (subtotal.get("items"), subtotal.get("shipping"), raw.get("tax")):
+        if part is None:
+            amounts.append(ZERO)
+            continue
+        money = _fast_money(part)
+        if money is None or money[1] != currency:
+            return None
+        amounts.append(money[0])
+    shipments = _fast_shipment_ids(raw.get("shipments"))
+    details, items = _edge(raw.get("transaction_details")), _edge(raw.get("items"))
+    if shipments is None or details is None or items is None:
+        return None
+    for detail in details:
+        if type(detail) is not dict or not detail.keys() <= {"id", "transaction_type"}:
+            return None
+        if type(detail.get("transaction_type")) is not str:
+            return None
+        if not _text_or_none(detail.get("id")):
+            return None
+    for item in items:
+        if type(item) is not dict or not item.keys() <= {"id", "quantity"}:
+            return None
+        if type(item.get("id")) is not str or type(item.get("quantity")) not in (int, type(None)):
+            return None
+    return PaymentRow(
+        raw["id"], order_id, amounts[1], amounts[2], amounts[3], amounts[0], ZERO, currency,
+        remitted, bool(details), shipments, (),
+    )  # fmt: skip
+
+
+def _fast_shipment_ids(value: Any) -> tuple[str, ...] | None:
+    shipments = _edge(value)
+    if shipments is None:
+        return None
+    ids = []
+    for shipment in shipments:
+        if type(shipment) is not dict or not shipment.keys() <= {"id", "external_shipment_id"}:
+            return None
+        ref, external = shipment.get("id"), shipment.get("external_shipment_id")
+        if not _text_or_none(ref, external):
+            return None
+        ids.append(ref or external or "")
+    return tuple(ids)
 
 
 def _reason(exc: Exception) -> str:
