@@ -9,12 +9,15 @@ requested twice. A failed run is not re-requested by the sensor (the watermark m
 sweep schedule re-lists CREATED orders, and the import is idempotent.
 """
 
+import bisect
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import httpx
@@ -274,6 +277,96 @@ def oms_changes_sensor(
     return dg.SkipReason("; ".join(reasons))
 
 
+# -- bounded, rotating polls of many shops ------------------------------------------------------
+# A tick that calls Meta once per shop grows with the shops; Dagster cancels a tick after 60 s.
+# These ticks poll on a bounded thread pool until a time budget runs out; the shops left over
+# are deferred and go first on the next tick, so every shop is visited within a few ticks and a
+# tick never runs past its budget by more than one poll.
+
+
+class TickSettings(BaseSettings):
+    """How meta_changes_sensor and created_orders_sweep_schedule poll, from
+    METASYNC_ORDERS_TICK_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="METASYNC_ORDERS_TICK_", extra="ignore")
+
+    #: Seconds a tick may spend starting polls; one poll in flight can add its own time.
+    budget_seconds: float = 40.0
+    #: Shops polled at once; each poll mostly waits on Meta.
+    workers: int = 8
+
+
+@dataclass
+class ShopPolls:
+    """What a bounded tick learnt: results and errors of the shops it polled (in polling
+    order), and the shops it had no time for."""
+
+    results: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    deferred: list[str] = field(default_factory=list)
+
+    @property
+    def visited(self) -> list[str]:
+        return [*self.results, *self.errors]
+
+
+def rotate(shop_ids: list[str], start_at: str | None) -> list[str]:
+    """The shops in id order, starting at `start_at` (or the next id when it left), wrapping."""
+    ordered = sorted(shop_ids)
+    if not start_at:
+        return ordered
+    cut = bisect.bisect_left(ordered, start_at)
+    return ordered[cut:] + ordered[:cut]
+
+
+def poll_shops(
+    shop_ids: list[str],
+    poll: Callable[[str], Any],
+    budget_seconds: float,
+    workers: int,
+    clock: Callable[[], float] = time.monotonic,
+) -> ShopPolls:
+    """`poll(shop_id)` for each shop in order on `workers` threads until the budget is spent.
+
+    Polls start in list order (the pool's queue is first in, first out), so the deferred shops
+    are the tail of the list. Any exception stays with its shop: recorded, never raised."""
+    deadline = clock() + budget_seconds
+
+    def one(shop_id: str) -> tuple[str, Any]:
+        if clock() > deadline:
+            return "deferred", None
+        try:
+            return "ok", poll(shop_id)
+        except Exception as exc:  # noqa: BLE001 (one shop's failure never stops another)
+            return "error", f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(one, shop_ids))
+    polls = ShopPolls()
+    for shop_id, (kind, value) in zip(shop_ids, outcomes, strict=True):
+        if kind == "ok":
+            polls.results[shop_id] = value
+        elif kind == "error":
+            polls.errors[shop_id] = value
+        else:
+            polls.deferred.append(shop_id)
+    return polls
+
+
+def shared_transport(workers: int) -> httpx.HTTPTransport:
+    """One connection pool for a tick's polls (wrap it in `_KeepOpen` per client)."""
+    return httpx.HTTPTransport(limits=httpx.Limits(max_connections=max(1, workers)))
+
+
+def deferred_note(deferred: list[str], show: int = 20) -> str:
+    """The deferred shops for a skip reason or log line, the list cut short past `show`."""
+    if not deferred:
+        return ""
+    listed = ", ".join(deferred[:show])
+    more = f" and {len(deferred) - show} more" if len(deferred) > show else ""
+    return f"{len(deferred)} shops deferred to the next tick (time budget): {listed}{more}"
+
+
 @dg.sensor(
     job=pull_meta_changes_job,
     minimum_interval_seconds=600,
@@ -281,34 +374,57 @@ def oms_changes_sensor(
 )
 def meta_changes_sensor(context: dg.SensorEvaluationContext, metasync: MetasyncResource):
     """Request a pull run per shop whose orders gained cancellations or refunds on Meta since
-    the shop's watermark. Buyer returns are read by every pull run."""
-    shop_ids = [shop.shop_id for shop in metasync.registry().list_shops()]
-    eligible, skipped = order_shops(metasync, shop_ids)
+    the shop's watermark. Buyer returns are read by every pull run.
+
+    Bounded: shops are polled in rotation from the cursor's `next` shop until the tick's time
+    budget is spent; the rest wait for the next tick (listed in the cursor and the skip reason)."""
+    settings = TickSettings()
+    cursor = _load_cursor(context.cursor)
+    profiles = {shop.shop_id: shop for shop in metasync.registry().list_shops()}
+    eligible, skipped = order_shops(metasync, list(profiles))
     ledger = OrderLedger(metasync.db())
-    bucket = _bucket(utcnow())
-    requests, errors = [], {}
-    for shop_id in eligible:
-        shop = metasync.registry().get(shop_id)
+    shared = shared_transport(settings.workers)
+
+    def poll(shop_id: str) -> str:
+        shop = profiles[shop_id]
         since = ledger.watermark(shop_id, WATERMARK_STREAM)
-        try:
-            with metasync.graph_for(shop_id) as graph:
-                api = OrdersApi(graph, cms_id=shop.cms_id, page_id=shop.page_id)
-                changed = _has_meta_side_changes(api, since)
-        except GraphError as exc:
-            errors[shop_id] = str(exc)
-            continue
-        if changed:
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"pull:{shop_id}:{changed}:{bucket}",
-                    run_config=pull_run_config(shop_id),
-                    tags={"shop": shop_id, "trigger": "meta_changes_sensor"},
-                )
-            )
+        with metasync.graph_for(shop_id, transport=_KeepOpen(shared)) as graph:
+            api = OrdersApi(graph, cms_id=shop.cms_id, page_id=shop.page_id)
+            return _has_meta_side_changes(api, since)
+
+    try:
+        polls = poll_shops(
+            rotate(eligible, cursor.get("next")), poll, settings.budget_seconds, settings.workers
+        )
+    finally:
+        shared.close()
+
+    bucket = _bucket(utcnow())
+    requests = [
+        dg.RunRequest(
+            run_key=f"pull:{shop_id}:{changed}:{bucket}",
+            run_config=pull_run_config(shop_id),
+            tags={"shop": shop_id, "trigger": "meta_changes_sensor"},
+        )
+        for shop_id, changed in polls.results.items()
+        if changed
+    ]
+    next_cursor = json.dumps(
+        {"next": polls.deferred[0] if polls.deferred else None, "deferred": polls.deferred},
+        sort_keys=True,
+    )
+    note = deferred_note(polls.deferred)
+    if note:
+        context.log.info(f"meta_changes_sensor: polled {len(polls.visited)} shops; {note}")
+    context.update_cursor(next_cursor)
     if requests:
         return requests
-    reasons = [f"{len(eligible)} eligible shops, no Meta-side change since their watermark"]
-    reasons += [f"{s}: {why}" for s, why in sorted({**skipped, **errors}.items())]
+    reasons = [
+        f"{len(polls.visited)} of {len(eligible)} eligible shops polled, "
+        "no Meta-side change since their watermark"
+    ]
+    reasons += [note] if note else []
+    reasons += [f"{s}: {why}" for s, why in sorted({**skipped, **polls.errors}.items())]
     return dg.SkipReason("; ".join(reasons))
 
 
