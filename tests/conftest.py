@@ -17,6 +17,33 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_internet() -> Iterator[None]:
+    """Any connection from a test to a non-loopback address fails loudly: nothing may ever call
+    graph.facebook.com (or anything else outside this machine) from a test."""
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(connect):
+        def connect_checked(sock, address):
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                host = address[0]
+                if host not in LOOPBACK_HOSTS and not host.startswith("127."):
+                    raise ConnectionRefusedError(f"tests may not connect to {host}: loopback only")
+            return connect(sock, address)
+
+        return connect_checked
+
+    socket.socket.connect = guarded(real_connect)
+    socket.socket.connect_ex = guarded(real_connect_ex)
+    yield
+    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own state folder, SQLite files and vault key; no .env leaks in."""
@@ -33,6 +60,8 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "DAGSTER_PG_URL",
     ):
         monkeypatch.delenv(name, raising=False)
+    # A test that forgets to point at the sandbox talks to a closed loopback port, not to Meta.
+    monkeypatch.setenv("METASYNC_GRAPH_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield state_dir
@@ -130,8 +159,11 @@ def postgres_url() -> Iterator[str]:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-            ), {"name": name})
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                ),
+                {"name": name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
