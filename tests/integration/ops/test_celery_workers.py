@@ -28,6 +28,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from kombu import Connection
 from sqlalchemy import DateTime, create_engine, select, text
@@ -461,3 +462,43 @@ def test_catalog_and_finance_jobs_on_two_celery_workers_equal_an_in_process_run(
         )
     db.dispose()
     assert len(exchanged) == 2 * len(SHOPS) + 2
+
+
+def test_celery_definitions_send_every_job_to_the_workers_with_outputs_in_the_database(
+    monkeypatch,
+):
+    """The deployment's Definitions: the same jobs as pipelines.definitions, Celery for every job
+    that does not pin its executor, the queue from the environment, the broker URL (which may
+    carry a password) kept as an env reference; the production workspace loads exactly this."""
+    from pipelines.definitions import defs as metasync_defs
+    from pipelines.ops.scaleout import (
+        BROKER_ENV,
+        DatabaseIOManager,
+        celery_definitions,
+        celery_executor_config,
+    )
+
+    monkeypatch.setenv(QUEUE_ENV, "metasync-blue")
+    monkeypatch.setenv(BROKER_ENV, "amqp://metasync:s3cret@broker.internal:5672//")
+    celery_defs = celery_definitions()
+    dg.Definitions.validate_loadable(celery_defs)
+
+    plain = metasync_defs.get_repository_def()
+    on_celery = celery_defs.get_repository_def()
+    assert {job.name for job in plain.get_all_jobs()} <= {j.name for j in on_celery.get_all_jobs()}
+    for job in plain.get_all_jobs():
+        moved = on_celery.get_job(job.name)
+        expected = job.executor_def.name if job.has_specified_executor else "metasync_celery"
+        assert moved.executor_def.name == expected, job.name
+    assert on_celery.get_job("catalog_batch_job").executor_def.name == "metasync_celery"
+    assert isinstance(celery_defs.resources["io_manager"], DatabaseIOManager)
+
+    config = celery_executor_config()
+    assert config["broker"] == {"env": BROKER_ENV}
+    assert "s3cret" not in repr(config)
+    assert config["config_source"]["task_default_queue"] == "metasync-blue"
+
+    workspace = yaml.safe_load((REPO_ROOT / "deploy/celery/workspace.yaml").read_text())
+    [location] = workspace["load_from"]
+    assert location["python_module"]["module_name"] == "pipelines.ops.scaleout"
+    assert location["python_module"]["attribute"] == celery_definitions.__name__
