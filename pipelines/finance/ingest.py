@@ -154,10 +154,21 @@ def load_transactions(
 ) -> StepResult:
     calls_before = graph.calls
     refs = _payout_refs_of_day(db, shop.shop_id, window.day)
-    in_window, by_payout = fetch_transactions(graph, shop, window, refs)
+    path = f"{_node(shop)}/commerce_transactions"
+    start, end = window.bounds(window.start)
+    params = {"start_time": unix_seconds(start), "end_time": unix_seconds(end)}
+    # Pages are normalised as they arrive (a million payloads are never all in memory). The
+    # window's payloads of the day's payouts are kept by id: the payout fetch returns most of
+    # them again, and an identical payload gives an identical row (or reject), so it is skipped.
+    kept: dict[str, dict] = {}
+    window_raws = graph.paginate(path, params | {"fields": TRANSACTION_FIELDS})
     batches, rejects = [], []
-    for raws in (in_window, *by_payout):
-        rows, refused = normalize_transactions(raws)
+    rows, refused = normalize_transactions(_keeping(window_raws, set(refs), kept))
+    batches.append(rows)
+    rejects.extend(refused)
+    for ref in refs:
+        raws = graph.paginate(path, {"payout_reference_id": ref, "fields": TRANSACTION_FIELDS})
+        rows, refused = normalize_transactions(raw for raw in raws if not _seen(raw, kept))
         batches.append(rows)
         rejects.extend(refused)
     rows = merge_transactions(*batches)
@@ -175,6 +186,23 @@ def load_transactions(
             quarantined=store.quarantined_in_partition(conn, shop.shop_id, window.day),
         )
     return StepResult(len(rows), len(rejects), graph.calls - calls_before, rows, rejects)
+
+
+def _keeping(raws: Iterator[Any], refs: set[str], kept: dict[str, dict]) -> Iterator[Any]:
+    for raw in raws:
+        if type(raw) is dict and raw.get("payout_reference_id") in refs:
+            txn_id = raw.get("id")
+            if type(txn_id) is str and txn_id not in kept:
+                kept[txn_id] = raw
+        yield raw
+
+
+def _seen(raw: Any, kept: dict[str, dict]) -> bool:
+    """The payload is the very one the window fetch already normalised."""
+    if type(raw) is not dict:
+        return False
+    txn_id = raw.get("id")
+    return type(txn_id) is str and kept.get(txn_id) == raw
 
 
 def load_order_payments(

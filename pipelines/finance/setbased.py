@@ -163,7 +163,7 @@ def reconcile_set_based(
         quarantined = _quarantined_transactions(conn, shop_id)
         net_by_payout, count_by_payout = _payout_totals(conn, shop_id)
         daily = _daily(conn, shop_id, completed, payouts)
-        taxes = _taxes(conn, shop_id, remitted)
+        taxes = _taxes(conn, shop_id)
         expected = expected_frame(oms, shop_id)
         orders, slow_ids = _orders_frame(expected, meta, remitted, as_of, settings)
         if slow_ids:
@@ -269,7 +269,8 @@ def _meta_by_order(conn: Connection, shop_id: str, completed: set[str]) -> pd.Da
             func.sum(t.c.tax_amount_minor).label("meta_tax_minor"),
             func.sum(t.c.net_amount_minor).label("meta_net_minor"),
             func.sum(_completed_net(conn, completed)).label("meta_paid_out_minor"),
-            func.count(func.distinct(t.c.merchant_order_id)).label("merchant_ids"),
+            # min and max rather than count(distinct): hash aggregation instead of a sort
+            func.min(t.c.merchant_order_id).label("first_merchant_order_id"),
             func.max(t.c.merchant_order_id).label("meta_merchant_order_id"),
         )
         .where(t.c.shop_id == shop_id)
@@ -278,7 +279,7 @@ def _meta_by_order(conn: Connection, shop_id: str, completed: set[str]) -> pd.Da
     frame = read_frame(conn, query)
     columns = list(frame.columns)
     for name in columns:
-        if name.endswith("_minor") or name in ("transaction_count", "merchant_ids"):
+        if name.endswith("_minor") or name == "transaction_count":
             frame[name] = frame[name].astype("int64")
     return frame
 
@@ -368,39 +369,62 @@ def _daily(
     return [DailySettlement(day=k[0], currency=k[1], **days[k]) for k in sorted(days)]
 
 
-def _taxes(conn: Connection, shop_id: str, remitted: dict[str, bool]) -> list[TaxSummary]:
-    t, x = finance_transactions, finance_transaction_taxes
+def _taxes(conn: Connection, shop_id: str) -> list[TaxSummary]:
+    """Tax per month, jurisdiction, category, imposition and currency. Summed in SQL per day and
+    per who remits (Meta or the seller, from the order's payments); months added up here."""
+    t, x, p = finance_transactions, finance_transaction_taxes, finance_order_payments
     amount = x.c.tax_amount_minor
+    group = (x.c.transaction_key, x.c.jurisdiction, x.c.tax_category, x.c.imposition,
+             x.c.currency)  # fmt: skip
+    per_txn = (
+        select(
+            *group,
+            func.sum(case((amount >= 0, amount), else_=0)).label("on_sales"),
+            func.sum(case((amount < 0, -amount), else_=0)).label("on_refunds"),
+            func.sum(amount).label("net"),
+        )
+        .where(x.c.shop_id == shop_id)
+        .group_by(*group)
+        .subquery()
+    )
+    flag = case((p.c.tax_remitted.is_(True), 1), (p.c.tax_remitted.is_(False), 0))
+    by_order = (
+        select(p.c.order_id, func.max(flag).label("remitted"))
+        .where(p.c.shop_id == shop_id)
+        .group_by(p.c.order_id)
+        .subquery()
+    )
+    meta_remits = case((by_order.c.remitted == 1, 1), else_=0).label("meta_remits")
+    keys = (t.c.transaction_day, per_txn.c.jurisdiction, per_txn.c.tax_category,
+            per_txn.c.imposition, per_txn.c.currency, meta_remits)  # fmt: skip
     query = (
         select(
-            t.c.transaction_day, t.c.order_id, x.c.jurisdiction, x.c.tax_category, x.c.imposition,
-            x.c.currency,
-            func.sum(case((amount >= 0, amount), else_=0)),
-            func.sum(case((amount < 0, -amount), else_=0)),
-            func.sum(amount),
-            func.count(func.distinct(x.c.transaction_key)),
+            *keys,
+            func.sum(per_txn.c.on_sales), func.sum(per_txn.c.on_refunds), func.sum(per_txn.c.net),
+            func.count(),
         )
-        .select_from(x.join(t, and_(t.c.shop_id == x.c.shop_id,
-                                    t.c.transaction_key == x.c.transaction_key)))
-        .where(x.c.shop_id == shop_id)
-        .group_by(t.c.transaction_day, t.c.order_id, x.c.jurisdiction, x.c.tax_category,
-                  x.c.imposition, x.c.currency)
+        .select_from(
+            per_txn.join(t, and_(t.c.shop_id == shop_id,
+                                 t.c.transaction_key == per_txn.c.transaction_key))
+            .outerjoin(by_order, by_order.c.order_id == t.c.order_id)
+        )
+        .group_by(*keys)
     )  # fmt: skip
     sums: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for day, order_id, jurisdiction, category, imposition, currency, *values in conn.execute(query):
+    for day, jurisdiction, category, imposition, currency, by_meta, *values in conn.execute(query):
         key = (_as_date(day).strftime("%Y-%m"), jurisdiction, category, imposition, currency)
         on_sales, on_refunds, net, count = values
         bucket = sums[key]
         bucket["tax_on_sales"] += on_sales
         bucket["tax_on_refunds"] += on_refunds
         bucket["net_tax"] += net
-        bucket["remitted_by_meta" if remitted.get(order_id) else "remitted_by_seller"] += net
+        bucket["remitted_by_meta" if by_meta else "remitted_by_seller"] += net
         bucket["transaction_count"] += count
     rows = []
+    money = ("tax_on_sales", "tax_on_refunds", "net_tax", "remitted_by_meta",
+             "remitted_by_seller")  # fmt: skip
     for key in sorted(sums):
         bucket, currency = sums[key], key[4]
-        money = ("tax_on_sales", "tax_on_refunds", "net_tax", "remitted_by_meta",
-                 "remitted_by_seller")  # fmt: skip
         rows.append(
             TaxSummary(
                 *key,
@@ -671,7 +695,10 @@ def _orders_frame(
 ) -> tuple[pd.DataFrame, set[str]]:
     """The vectorised per-order reconciliation, and the ids left to the exact pure path."""
     multi = meta["order_id"].duplicated(keep=False)
-    slow = set(meta.loc[multi | (meta["merchant_ids"] > 1), "order_id"])
+    several_merchant_ids = meta["first_merchant_order_id"].fillna("") != meta[
+        "meta_merchant_order_id"
+    ].fillna("")
+    slow = set(meta.loc[multi | several_merchant_ids, "order_id"])
     slow |= set(expected.loc[expected["slow"], "meta_order_id"])
     merged = expected.merge(
         meta, how="outer", left_on="meta_order_id", right_on="order_id", indicator=True

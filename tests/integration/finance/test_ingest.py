@@ -80,6 +80,14 @@ def env(request, isolated_state):
     db.dispose()
 
 
+def assert_set_based_equals_pure(db, oms, shop_id, settings=None):
+    from tests.integration.finance.test_reconcile_property import (
+        assert_set_based_equals_pure as check,
+    )
+
+    check(db, oms, shop_id, settings)
+
+
 def dump(db: MetasyncDatabase) -> dict[str, list[tuple]]:
     """Every finance table's rows without load timestamps, to compare two runs (the publish log
     `finance_reconciliation_runs` grows by design and is left out)."""
@@ -154,6 +162,7 @@ def test_unknown_transaction_is_quarantined_the_run_goes_on_and_ack_survives_rel
         p1 = conn.execute(select(finance_payout_reconciliation)).one()
     assert "LOYALTY_BONUS" in row.reason
     assert (p1.status, p1.adjustment_amount, p1.difference) == ("adjusted", Decimal("1"), 0)
+    assert_set_based_equals_pure(db, oms, "acme")
 
     assert store.acknowledge_quarantine(db, "acme", [row.quarantine_id], "ana", "bonus ok") == 1
     again = ingest_finance(metasync, oms, "acme", DAY)
@@ -210,6 +219,7 @@ def test_missing_and_mismatched_orders_fail_the_mismatch_rate(env):
         "o9": "missing_in_oms",
     }
     assert summary.published  # 1 of 4 mismatched: under the 0.5 threshold
+    assert_set_based_equals_pure(metasync.db(), oms, "acme", settings)
 
 
 def test_day_window_covers_meta_lag():
@@ -238,11 +248,16 @@ def test_monthly_report_has_settlement_totals_and_tax_by_jurisdiction(env, tmp_p
     assert written == len(rows) == 3
     day, total, tax = rows
     assert (day["section"], day["day"], day["sales_gross"], day["paid_out"]) == (
-        "settlement", DAY.isoformat(), "10.80", "10.47",
+        "settlement",
+        DAY.isoformat(),
+        "10.80",
+        "10.47",
     )
     assert (total["section"], total["net"], total["fees"]) == ("settlement_total", "10.47", "-0.33")
     assert (tax["jurisdiction"], tax["net_tax"], tax["remitted_by_seller"]) == (
-        "CALIFORNIA", "0.80", "0.80",
+        "CALIFORNIA",
+        "0.80",
+        "0.80",
     )
     with pytest.raises(ValueError, match="2026-03"):
         write_finance_report(metasync.db(), "acme", "March", out)
