@@ -12,6 +12,7 @@ transaction, so a rerun or a backfill of a day leaves the tables as one clean lo
 
 import dataclasses
 import io
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -26,6 +27,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
+    MetaData,
     String,
     Table,
     and_,
@@ -215,11 +217,29 @@ def _copy(conn: Connection, table: Table, records: Sequence[dict[str, Any]]) -> 
         cursor.close()
 
 
+_BIG_KEY_SET = 5_000
+_key_tables = itertools.count()
+
+
 def key_in(conn: Connection, column: Column, keys: Sequence[str]) -> Any:
-    """`column IN keys` that stays one parameter on Postgres however many keys there are."""
-    if conn.dialect.name == "postgresql":
+    """`column IN keys` that stays one parameter on Postgres however many keys there are; a big
+    key set goes into a temporary table by COPY (an array literal of a million keys costs
+    seconds to send and parse)."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(list(keys))
+    if len(keys) <= _BIG_KEY_SET:
         return column == any_(literal(list(keys), ARRAY(String)))
-    return column.in_(list(keys))
+    name = f"finance_keys_{next(_key_tables)}"
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (key text) ON COMMIT DROP")
+    copy_lines(conn, Table(name, MetaData()), ["key"], _key_lines(keys))
+    conn.exec_driver_sql(f"ANALYZE {name}")
+    temp = Table(name, MetaData(), Column("key", String))
+    return column.in_(select(temp.c.key))
+
+
+def _key_lines(keys: Sequence[str]) -> Iterable[str]:
+    for start in range(0, len(keys), _CHUNK):
+        yield "".join(_t(key) + "\n" for key in keys[start : start + _CHUNK])
 
 
 def _fields(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
