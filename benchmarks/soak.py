@@ -25,17 +25,19 @@ def main() -> int:
             os.environ["METASYNC_GRAPH_BASE_URL"] = sandbox.url
             get_settings.cache_clear()
             # Imported late: the harness reads settings when its world is built.
-            from tests.harness.test_crash import crash_campaign
+            from tests.harness.test_crash import CrashCampaign
             from tests.harness.world import World
 
             admin = SandboxAdmin(sandbox.url)
             world = World(workdir / "world", sandbox.url)
             world.onboard(admin, ["acme", "bolt"])
-            counts = crash_campaign(world, admin, kills, seed=int.from_bytes(os.urandom(2)))
+            seed = int.from_bytes(os.urandom(2))
+            counts = CrashCampaign(world, admin, seed, scratch=workdir).run(kills)
             duplicated, lost = world.audit(sandbox.state)
+            lost += counts.finance_mismatches
             admin.close()
-    print(f"crash points tried: {counts['attempts']}, kills: {counts['kills']}, "
-          f"rounds: {counts['rounds']}")
+    print(f"seed: {seed}")
+    print(counts.line())
     print(f"effects duplicated: {len(duplicated)}, rows lost: {len(lost)}")
     for problem in (duplicated + lost)[:20]:
         print(f"  - {problem}")

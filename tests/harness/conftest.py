@@ -5,12 +5,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from httpx._config import create_ssl_context
 
 from resources.meta.transport import GraphClient
 from resources.settings import get_settings
 from sandbox.client import SandboxAdmin
 from sandbox.server import SandboxServer
 from tests.harness.world import World
+
+# The harness's counts (faults injected, crash points tried, bad inputs tried, effects
+# duplicated, rows lost), added to by the tests and shown at the end of `make test`.
+HARNESS_COUNTS: dict[str, int] = {}
+
+
+def count(name: str, value: int) -> None:
+    HARNESS_COUNTS[name] = HARNESS_COUNTS.get(name, 0) + value
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if HARNESS_COUNTS:
+        terminalreporter.section("reliability harness counts")
+        for name, value in sorted(HARNESS_COUNTS.items()):
+            terminalreporter.write_line(f"{name}: {value}")
 
 
 class SleepRecorder:
@@ -35,6 +51,11 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
     return recorder
 
 
+@functools.cache
+def _shared_ssl_context(verify=True, cert=None, trust_env=True):
+    return create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+
 @pytest.fixture
 def world(
     sandbox: SandboxServer,
@@ -44,6 +65,9 @@ def world(
     sleeps: SleepRecorder,
 ) -> Iterator[World]:
     monkeypatch.setenv("METASYNC_GRAPH_BASE_URL", sandbox.url)
+    # Every Graph client builds an SSL context (~50 ms of CPU) it never uses against the plain
+    # HTTP sandbox; the harness makes thousands of clients (a crashed child makes its own).
+    monkeypatch.setattr("httpx._transports.default.create_ssl_context", _shared_ssl_context)
     get_settings.cache_clear()
     built = World(tmp_path / "world", sandbox.url)
     built.onboard(sandbox_admin, ["acme", "bolt"])

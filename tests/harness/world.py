@@ -8,29 +8,37 @@ and an audit that compares the sandbox's record with what the store and the OMS 
     problems = world.audit(sandbox.state)   # [] when every effect is on Meta exactly once
 """
 
+import random
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 
 from pipelines.catalog.generator import write_shopify_csv
 from pipelines.catalog.sync import SyncSettings, delta_sync, full_sync, read_catalog
 from pipelines.finance.ingest import ingest_finance
+from pipelines.offers.source import read_discounts
+from pipelines.offers.sync import sync_shop_offers
 from pipelines.orders.intake import orders_context, run_order_intake
+from pipelines.orders.mapping import plan_refund
 from pipelines.orders.sync import pending_changes, push_order_changes
 from pipelines.resources import MetasyncResource
 from pipelines.signals.send import run_capi_outbox
+from resources.db.schema import metadata
 from resources.db.signals_tables import capi_events
 from resources.oms import EventLine, OmsAdapter
+from resources.oms.models import OmsOrder
 from resources.oms.schema import oms_cancellations, oms_orders, oms_refunds, oms_shipments
 from resources.onboarding import register_from_install
 from resources.shops import ShopRegistry, TokenVault
 from sandbox.catalog.models import catalog_backend
 from sandbox.client import SandboxAdmin
 from sandbox.core.state import SandboxState
+from sandbox.offers.models import offer_is_active, offers_backend
 from sandbox.orders.models import orders_backend
 
 SYNC_SETTINGS = SyncSettings(
@@ -39,15 +47,23 @@ SYNC_SETTINGS = SyncSettings(
     product_url_template="https://shop.example/products/{handle}",
     default_brand="Harness",
     max_batch_requests=4,  # small chunks: a crash can land in the middle of a batch run
+    max_shrink_share=0.6,  # the mutated 8-product export swings by a few variants a round
 )
-WRITE_PATHS = ("catalog", "intake", "push", "capi")
+# The write paths as the schedules and sensors run them, in the order a day runs them.
+WRITE_PATHS = ("catalog", "intake", "push", "capi", "offers", "finance")
+# Crashes also hit the daily replace-feed upload.
+CRASH_PATHS = ("catalog", "catalog_full", "intake", "push", "capi", "offers", "finance")
+DISCOUNT_HEADER = "code,type,value,currency,min_subtotal,starts_at,ends_at,coupon,title,enabled\n"
+DISCOUNT_CODES = ("D0", "D1", "D2", "D3", "D4")
+# Columns a rerun may legitimately write differently: when a row was loaded, an autoincrement.
+VOLATILE_FINANCE_COLUMNS = {"quarantine_id"}
 
 
 @dataclass
 class World:
     workdir: Path
     sandbox_url: str
-    products: int = 4
+    products: int = 8  # mutate_catalog needs 4 products besides product-0..2
     shops: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,6 +78,18 @@ class World:
     def store_file(self, shop_id: str) -> Path:
         return self.workdir / f"{shop_id}.csv"
 
+    def discounts_file(self, shop_id: str) -> Path:
+        return self.workdir / f"{shop_id}-discounts.csv"
+
+    def write_discounts(self, shop_id: str, rng: random.Random) -> None:
+        """The store's discounts: fixed codes, random values, about one in five disabled."""
+        rows = [
+            f"{code},percent,{rng.randint(5, 40)},,,2026-01-01T00:00:00+00:00,,no,{code},"
+            f"{'no' if rng.random() < 0.2 else 'yes'}\n"
+            for code in DISCOUNT_CODES
+        ]
+        self.discounts_file(shop_id).write_text(DISCOUNT_HEADER + "".join(rows))
+
     # -- setup -----------------------------------------------------------------------------------
 
     def onboard(self, admin: SandboxAdmin, shop_ids: list[str], seed: int = 3) -> None:
@@ -74,7 +102,9 @@ class World:
                 registry, shop_id=shop_id, name=created["name"], install=created,
                 token=created["access_token"], currency="EUR", timezone="UTC",
                 source_kind="shopify_csv", source_location=str(store), onsite_orders=True,
+                offers=True,
             )  # fmt: skip
+            self.write_discounts(shop_id, random.Random(seed + index))
             self.shops.append(shop_id)
 
     def place_orders(self, admin: SandboxAdmin, shop_id: str, count: int, seed: int) -> int:
@@ -95,6 +125,7 @@ class World:
                 if line.quantity - line.qty_shipped - line.qty_cancelled > 0
             ]  # fmt: skip
             if not open_lines:
+                made += self._refund_once(order)
                 continue
             if position % 3 == 2:
                 self.oms.cancel(order.order_id, reason_code="CUSTOMER_REQUESTED")
@@ -102,6 +133,15 @@ class World:
                 self.oms.ship(order.order_id, open_lines, "UPS", f"1Z{order.order_id:08d}")
             made += 1
         return made
+
+    def _refund_once(self, order: OmsOrder) -> int:
+        """A fully shipped order (its shipments pushed already) gets one unit refunded, once."""
+        shipped = [line for line in order.lines if line.qty_shipped > line.qty_refunded]
+        if not shipped or self.oms.refunds_for(order.order_id):
+            return 0
+        planned = plan_refund(order, {shipped[0].line_id: 1})
+        self.oms.refund(order.order_id, planned, reason_code="BUYERS_REMORSE")
+        return 1
 
     # -- the write paths -------------------------------------------------------------------------
 
@@ -115,6 +155,9 @@ class World:
             "finance": lambda shop: ingest_finance(
                 self.metasync, self.oms, shop, datetime.now(UTC).date()
             ),
+            "offers": lambda shop: sync_shop_offers(
+                self.metasync, shop, self.discounts_file(shop)
+            ),  # fmt: skip
         }[path]
 
     def run(self, path: str, shop_id: str) -> object:
@@ -136,6 +179,31 @@ class World:
     def finance_day(self) -> date:
         return datetime.now(UTC).date()
 
+    def twin(self, workdir: Path) -> "World":
+        """A copy of this world's databases and files: the same path run there without crashes
+        gives the clean result to compare with."""
+        self.metasync.db().dispose()
+        self.oms.dispose()
+        shutil.copytree(self.workdir, workdir)
+        return World(workdir, self.sandbox_url, self.products, list(self.shops))
+
+    def finance_tables(self) -> dict[str, list[tuple]]:
+        """Every finance table's rows, sorted, without the columns a rerun may write anew."""
+        db = self.metasync.db()
+        tables = {}
+        with db.begin() as conn:
+            names = [n for n in inspect(conn).get_table_names() if n.startswith("finance_")]
+            for name in names:
+                table = metadata.tables[name]
+                columns = [
+                    c
+                    for c in table.c
+                    if not c.name.endswith("_at") and c.name not in VOLATILE_FINANCE_COLUMNS
+                ]
+                rows = conn.execute(select(*columns)).all()
+                tables[name] = sorted(tuple(map(repr, row)) for row in rows)
+        return tables
+
     # -- the audit -------------------------------------------------------------------------------
 
     def audit(self, state: SandboxState) -> tuple[list[str], list[str]]:
@@ -146,6 +214,23 @@ class World:
             duplicated += d
             lost += missing
         return duplicated, lost
+
+    def effect_counts(self, state: SandboxState) -> Counter:
+        """How many effects of each kind are on Meta: an audit over nothing proves nothing."""
+        counts: Counter = Counter()
+        with state.lock:
+            for shop_id in self.shops:
+                shop = state.shops[shop_id]
+                counts["items"] += len(catalog_backend(state).catalog(shop).items)
+                counts["offers"] += len(offers_backend(state).offers_of(shop))
+                for order in orders_backend(state).shop_orders(state, shop_id):
+                    counts["orders"] += 1
+                    counts["shipments"] += len(order.shipments)
+                    counts["cancellations"] += len(order.cancellations)
+                    counts["refunds"] += len(order.refunds)
+        counts["purchase_events"] = len(_capi_events(state))
+        counts["finance_rows"] = sum(len(rows) for rows in self.finance_tables().values())
+        return counts
 
     def _audit_shop(self, state: SandboxState, shop_id: str) -> tuple[list[str], list[str]]:
         duplicated: list[str] = []
@@ -163,6 +248,16 @@ class World:
         lost += [f"{shop_id}: item {r} missing on Meta" for r in sorted(store - set(live))]
         duplicated += [f"{shop_id}: item {r} on Meta, not in the store"
                        for r in sorted(set(live) - store)]  # fmt: skip
+        with state.lock:
+            feeds = len(catalog_backend(state).catalog(shop).feeds)
+            offer_feeds = len(offers_backend(state).of(shop).feeds)
+            offers = dict(offers_backend(state).offers_of(shop))
+            now = state.now()
+        if feeds > 1:
+            duplicated.append(f"{shop_id}: {feeds} product feeds on Meta (one expected)")
+        if offer_feeds > 1:
+            duplicated.append(f"{shop_id}: {offer_feeds} offer feeds on Meta (one expected)")
+        lost += self._audit_offers(shop_id, offers, now)
 
         # Orders: each Meta order imported once and acknowledged.
         imported = self._oms_counts(shop_id)
@@ -211,6 +306,25 @@ class World:
             f"{shop_id}: order {ref} has no Purchase event" for ref in sorted(missing - cancelled)
         ]
         return duplicated, lost
+
+    def _audit_offers(self, shop_id: str, offers: dict, now: datetime) -> list[str]:
+        """Each enabled store discount is an active offer on Meta; each disabled one is not."""
+        if not self.discounts_file(shop_id).exists():
+            return []
+        discounts, _ = read_discounts(self.discounts_file(shop_id), "EUR")
+        wrong = []
+        for discount in discounts:
+            offer = offers.get(discount.code)
+            active = offer is not None and offer_is_active(offer, now)
+            if active != discount.enabled:
+                wrong.append(f"{shop_id}: discount {discount.code} enabled={discount.enabled}, "
+                             f"offer active on Meta={active}")  # fmt: skip
+            elif active and offer.data.get("percent_off") not in (None, discount.percent):
+                wrong.append(
+                    f"{shop_id}: offer {discount.code} has "
+                    f"{offer.data.get('percent_off')}%, store {discount.percent}%"
+                )
+        return wrong
 
     def _expected_purchases(self, shop_id: str) -> set[str]:
         query = select(capi_events.c.event_id).where(capi_events.c.shop_id == shop_id)
