@@ -59,7 +59,7 @@ def _load_metadata(step: ingest.StepResult, window: ingest.Window, amount: str, 
         "quarantined": step.quarantined,
         "api_calls": step.api_calls,
         "window": f"{window.start} .. {window.day}",
-        "totals_by_currency": dg.MetadataValue.json(store.totals_by_currency(step.rows, amount)),
+        "totals_by_currency": dg.MetadataValue.json(step.totals),
         "preview": _preview(step.rows, columns),
     }
 

@@ -82,11 +82,25 @@ class Window:
 
 @dataclass(frozen=True)
 class StepResult:
+    """What a load step did. `rows` is a preview (the first rows), not every row: a big day's
+    rows are freed once written; `totals` holds the exact totals per currency."""
+
     loaded: int
     quarantined: int
     api_calls: int
     rows: list[Any] = field(default_factory=list)
     rejects: list[Rejected] = field(default_factory=list)
+    totals: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, rows: list[Any], rejects: list[Rejected], api_calls: int, amount: str
+    ) -> "StepResult":
+        totals = store.totals_by_currency(rows, amount)
+        return cls(len(rows), len(rejects), api_calls, rows[:PREVIEW_ROWS], rejects, totals)
+
+
+PREVIEW_ROWS = 20
 
 
 # -- Graph reads (raw dicts, so one unreadable row is quarantined instead of failing the page) ----
@@ -146,7 +160,7 @@ def load_payouts(
         store.record_load(
             conn, shop.shop_id, window.day, window.start, window.day, payouts_loaded=len(rows)
         )
-    return StepResult(len(rows), len(rejects), graph.calls - calls_before, rows, rejects)
+    return StepResult.of(rows, rejects, graph.calls - calls_before, "amount")
 
 
 def load_transactions(
@@ -171,7 +185,7 @@ def load_transactions(
         rows, refused = normalize_transactions(raw for raw in raws if not _seen(raw, kept))
         batches.append(rows)
         rejects.extend(refused)
-    rows = merge_transactions(*batches)
+    rows = merge_transactions(*batches, ordered=False)
     rejects = list({(r.source, r.record_key): r for r in rejects}.values())
     with db.begin() as conn:
         store.replace_transactions(conn, shop.shop_id, window.day, window.start, window.day, rows)
@@ -185,7 +199,7 @@ def load_transactions(
             transactions_loaded=len(rows),
             quarantined=store.quarantined_in_partition(conn, shop.shop_id, window.day),
         )
-    return StepResult(len(rows), len(rejects), graph.calls - calls_before, rows, rejects)
+    return StepResult.of(rows, rejects, graph.calls - calls_before, "net_amount")
 
 
 def _keeping(raws: Iterator[Any], refs: set[str], kept: dict[str, dict]) -> Iterator[Any]:
@@ -228,7 +242,7 @@ def load_order_payments(
             payments_loaded=len(rows),
             quarantined=store.quarantined_in_partition(conn, shop.shop_id, window.day),
         )
-    return StepResult(len(rows), len(rejects), graph.calls - calls_before, rows, rejects)
+    return StepResult.of(rows, rejects, graph.calls - calls_before, "total_amount")
 
 
 def _payout_refs_of_day(db: MetasyncDatabase, shop_id: str, day: date) -> list[str]:

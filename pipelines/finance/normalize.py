@@ -320,14 +320,19 @@ def _fast_tax_lines(details: Any, currency: str, direction: int) -> tuple[TaxLin
     return tuple(lines)
 
 
-def merge_transactions(*batches: list[TransactionRow]) -> list[TransactionRow]:
-    """One row per key across fetches (by window, by payout); a row tied to a payout wins."""
+def merge_transactions(
+    *batches: list[TransactionRow], ordered: bool = True
+) -> list[TransactionRow]:
+    """One row per key across fetches (by window, by payout); a row tied to a payout wins.
+    In date order, or in arrival order with `ordered=False` (a bulk write needs no order)."""
     merged: dict[str, TransactionRow] = {}
     for batch in batches:
         for row in batch:
             current = merged.get(row.transaction_key)
             if current is None or (row.payout_reference_id and not current.payout_reference_id):
                 merged[row.transaction_key] = row
+    if not ordered:
+        return list(merged.values())
     return sorted(merged.values(), key=lambda r: (r.transaction_date, r.transaction_key))
 
 
