@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,9 @@ def minor_to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(int(minor)).scaleb(-exponent(currency))
 
 
+@lru_cache(maxsize=65_536)
 def _text(minor: int, currency: str) -> str:
+    """Exact text of a minor-unit amount (cached: reasons repeat the same amounts a lot)."""
     return format(minor_to_decimal(minor, currency), "f")
 
 
@@ -746,7 +749,8 @@ def _orders_frame(
     )
     difference = meta_gross - expected_gross
     currencies = merged["currency"].to_numpy()
-    tolerance = np.array([_tolerance_minor(settings.tolerance, c) for c in currencies])
+    tolerances = {c: _tolerance_minor(settings.tolerance, c) for c in set(currencies)}
+    tolerance = merged["currency"].map(tolerances).to_numpy(dtype="int64")
     over = np.abs(difference) > tolerance if len(merged) else np.zeros(0, dtype=bool)
     lagging = _lagging(merged["last_activity"], as_of, settings.lag_business_days)
     lagging &= in_oms
@@ -755,9 +759,10 @@ def _orders_frame(
 
     status = np.select(
         [~in_oms, ~has_txns & lagging, ~has_txns, over & lagging, over, unpaid != 0],
-        [OrderStatus.MISSING_IN_OMS, OrderStatus.PENDING_PAYOUT, OrderStatus.MISSING_IN_META,
-         OrderStatus.PENDING_PAYOUT, OrderStatus.AMOUNT_MISMATCH, OrderStatus.PENDING_PAYOUT],
-        default=OrderStatus.MATCHED,
+        [str(OrderStatus.MISSING_IN_OMS), str(OrderStatus.PENDING_PAYOUT),
+         str(OrderStatus.MISSING_IN_META), str(OrderStatus.PENDING_PAYOUT),
+         str(OrderStatus.AMOUNT_MISMATCH), str(OrderStatus.PENDING_PAYOUT)],
+        default=str(OrderStatus.MATCHED),
     ).astype(object)  # fmt: skip
     reason = _reasons(in_oms, has_txns, lagging, over, difference, unpaid, currencies)
 
@@ -785,11 +790,9 @@ def _orders_frame(
             "meta_tax_minor": merged["meta_tax_minor"].to_numpy(),
             "meta_net_minor": net,
             "meta_paid_out_minor": merged["meta_paid_out_minor"].to_numpy(),
-            "tax_remitted": np.array(
-                [None if f != f or f is None else bool(f) for f in flags], dtype=object
-            ),
+            "tax_remitted": flags.astype(object).where(flags.notna(), None).to_numpy(),
             "difference_minor": difference,
-            "status": np.array([str(s) for s in status], dtype=object),
+            "status": status,
             "reason": reason,
             "transaction_count": merged["transaction_count"].to_numpy(),
             "as_of_date": as_of,
