@@ -1,31 +1,36 @@
 """The one Definitions object of metasync: every domain's pieces, bound to their resources.
 
 Loaded by `workspace.yaml` (`dagster dev -w workspace.yaml`) and by the tests, so a broken import
-anywhere fails loudly here.
+anywhere fails loudly here. Domain modules are imported as modules: Dagster refuses a code
+location with more than one Definitions object at module scope.
 """
 
 import dagster as dg
 
-from pipelines.catalog.definitions import defs as catalog_defs
-from pipelines.finance.definitions import defs as finance_defs
-from pipelines.offers.definitions import defs as offers_defs
+from pipelines.catalog import definitions as catalog
+from pipelines.finance import definitions as finance
+from pipelines.offers import definitions as offers
+from pipelines.ops import definitions as ops
 from pipelines.ops.alerts import AlertResource
-from pipelines.ops.definitions import defs as ops_defs
-from pipelines.orders.definitions import defs as orders_defs
+from pipelines.orders import definitions as orders
 from pipelines.orders.resources import OmsResource
 from pipelines.resources import MetasyncResource
 from pipelines.shops import shop_registry_sensor
-from pipelines.signals.definitions import defs as signals_defs
-
-shared_defs = dg.Definitions(
-    sensors=[shop_registry_sensor],
-    resources={
-        "metasync": MetasyncResource(),
-        "oms": OmsResource(),
-        "alerts": AlertResource(),
-    },
-)
+from pipelines.signals import definitions as signals
 
 defs = dg.Definitions.merge(
-    shared_defs, catalog_defs, orders_defs, offers_defs, signals_defs, finance_defs, ops_defs
+    dg.Definitions(
+        sensors=[shop_registry_sensor],
+        resources={
+            "metasync": MetasyncResource(),
+            "oms": OmsResource(),
+            "alerts": AlertResource(),
+        },
+    ),
+    catalog.defs,
+    orders.defs,
+    offers.defs,
+    signals.defs,
+    finance.defs,
+    ops.defs,
 )

@@ -50,3 +50,21 @@ def test_sensors_watch_shops_orders_and_health():
 
 def test_resources_are_bound_for_every_domain():
     assert {"metasync", "oms", "alerts"} <= set(defs.resources)
+
+
+def test_the_workspace_loads_as_dagster_dev_loads_it():
+    """`dagster dev -w workspace.yaml` refuses what a direct import accepts (e.g. two
+    Definitions objects at module scope), so load the code location the same way."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repository = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
