@@ -963,16 +963,25 @@ def _publish_table(conn: Connection, table: Table, shop_id: str) -> int:
     """INSERT .. SELECT from the staged twin, major amounts derived from the minor ones."""
     staged = STAGED_TABLES[table.name]
     names = [c.name for c in table.columns]
-    exprs = [
-        staged.c[name]
-        if name in staged.c
-        else literal_column(_major_sql(conn.dialect.name, f"{name}_minor"))
-        for name in names
-    ]
-    result = conn.execute(
-        table.insert().from_select(names, select(*exprs).where(staged.c.shop_id == shop_id))
-    )
-    return result.rowcount
+    if conn.dialect.name == "postgresql":
+        # The currency's unit once per row (OFFSET 0 keeps the subquery from being flattened,
+        # which would evaluate the CASE once per money column).
+        unit = literal_column(_major_sql("postgresql", "1")).label("minor_unit")
+        rows = select(staged, unit).where(staged.c.shop_id == shop_id).offset(0).subquery()
+        exprs = [
+            rows.c[name] if name in staged.c else rows.c[f"{name}_minor"] * rows.c.minor_unit
+            for name in names
+        ]
+        query = select(*exprs)
+    else:
+        exprs = [
+            staged.c[name]
+            if name in staged.c
+            else literal_column(_major_sql(conn.dialect.name, f"{name}_minor"))
+            for name in names
+        ]
+        query = select(*exprs).where(staged.c.shop_id == shop_id)
+    return conn.execute(table.insert().from_select(names, query)).rowcount
 
 
 def totals_by_currency(rows: Iterable[Any], amount: str) -> dict[str, str]:
