@@ -817,7 +817,8 @@ def stage_reconciliation(
             conn.execute(delete(staged).where(staged.c.shop_id == shop_id))
         staged_orders = STAGED_TABLES[finance_order_reconciliation.name]
         columns = {name: orders[name].to_numpy() for name in orders.columns}
-        bulk_insert_columns(conn, staged_orders, columns | {"shop_id": shop_id}, len(orders))
+        columns |= {"shop_id": shop_id, "as_of_date": result.as_of_date}
+        bulk_insert_columns(conn, staged_orders, columns, len(orders))
         for part, table in _STAGED_PARTS:
             staged = STAGED_TABLES[table.name]
             records = [_staged_record(staged, table, row, shop_id) for row in getattr(result, part)]
@@ -843,27 +844,33 @@ def bulk_insert_columns(
     if not length:
         return 0
     names = [c.name for c in table.columns if c.name in columns]
-    series = []
-    for name in names:
-        value = columns[name]
-        if isinstance(value, str | int | date) or value is None:
-            value = [value] * length
-        series.append(value)
+    scalar = {
+        name
+        for name in names
+        if isinstance(columns[name], str | int | date) or columns[name] is None
+    }
     if conn.dialect.name != "postgresql":
-        lists = [_python_values(v) for v in series]
+        lists = [
+            [columns[name]] * length if name in scalar else _python_values(columns[name])
+            for name in names
+        ]
         records = [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
         conn.execute(table.insert(), records)
         return length
-    texts = [_copy_texts(table.c[name], value) for name, value in zip(names, series, strict=True)]
-    buffer = io.StringIO()
-    buffer.writelines("\t".join(row) + "\n" for row in zip(*texts, strict=True))
-    buffer.seek(0)
-    cursor = conn.connection.cursor()
-    try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(names)}) FROM STDIN", buffer)
-    finally:
-        cursor.close()
+    texts = [
+        [_copy_text(table.c[name], columns[name])] * length
+        if name in scalar
+        else _copy_texts(table.c[name], columns[name])
+        for name in names
+    ]
+    copy_lines(conn, table, names, _joined_rows(texts))
     return length
+
+
+def _joined_rows(texts: list[list[str]]) -> Iterable[str]:
+    rows = zip(*texts, strict=True)
+    while chunk := list(itertools.islice(rows, _CHUNK)):
+        yield "".join("\t".join(row) + "\n" for row in chunk)
 
 
 def _python_values(values: Any) -> list[Any]:
