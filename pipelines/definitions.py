@@ -11,6 +11,7 @@ from pipelines.catalog import definitions as catalog
 from pipelines.finance import definitions as finance
 from pipelines.offers import definitions as offers
 from pipelines.ops import definitions as ops
+from pipelines.ops import scaleout
 from pipelines.ops.alerts import AlertResource
 from pipelines.orders import definitions as orders
 from pipelines.orders.resources import OmsResource
@@ -18,19 +19,22 @@ from pipelines.resources import MetasyncResource
 from pipelines.shops import shop_registry_sensor
 from pipelines.signals import definitions as signals
 
-defs = dg.Definitions.merge(
-    dg.Definitions(
+
+def build_definitions(*, batch_jobs: bool = True) -> dg.Definitions:
+    """Every domain's definitions with their resources. `batch_jobs=False` leaves out the batched
+    catalog job, for deployments (Celery) that bind their own variant of it."""
+    parts = [catalog.defs, orders.defs, offers.defs, signals.defs, finance.defs, ops.defs]
+    if batch_jobs:
+        parts.append(scaleout.batch_defs)  # the batched 15-minute variant (off until switched on)
+    shared = dg.Definitions(
         sensors=[shop_registry_sensor],
         resources={
             "metasync": MetasyncResource(),
             "oms": OmsResource(),
             "alerts": AlertResource(),
         },
-    ),
-    catalog.defs,
-    orders.defs,
-    offers.defs,
-    signals.defs,
-    finance.defs,
-    ops.defs,
-)
+    )
+    return dg.Definitions.merge(shared, *parts)
+
+
+defs = build_definitions()

@@ -26,6 +26,7 @@ def test_every_cadence_and_flow_has_its_job():
         "finance_job",
         "shop_health_job",
         "sync_offers_job",
+        "catalog_batch_job",
     } <= jobs
 
 

@@ -87,8 +87,8 @@ def catalog_delta_schedule(context: dg.ScheduleEvaluationContext, metasync: Meta
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def catalog_stock_price_schedule(context: dg.ScheduleEvaluationContext, metasync: MetasyncResource):
-    # TODO(batched-shops): past a few dozen shops, one run per shop every 15 minutes costs a
-    # process each; batch shops per run then (dagster-notes §1.3).
+    # Past about a hundred shops, one run per shop every 15 minutes costs a process each: switch
+    # this schedule off and `catalog_stock_price_batch_schedule` on (docs/scaling.md).
     return shop_run_requests(context, metasync, "stock_price")
 
 

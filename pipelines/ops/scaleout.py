@@ -416,8 +416,9 @@ def celery_executor_config() -> dict[str, Any]:
 def celery_definitions() -> dg.Definitions:
     """Every metasync job, schedule and sensor with steps on Celery workers and step outputs in
     the metasync database. Jobs that pin their executor (light in-process fan-outs) keep it."""
-    from pipelines.definitions import defs as metasync_defs
+    from pipelines.definitions import build_definitions
 
+    metasync_defs = build_definitions(batch_jobs=False)
     executor = celery_executor.configured(celery_executor_config(), name="metasync_celery")
     return dg.Definitions.merge(
         metasync_defs,
