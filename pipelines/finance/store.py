@@ -153,6 +153,22 @@ def fast_minor(amount: Decimal, currency: str) -> int:
     return minor
 
 
+_MONEY_TEXT: dict[tuple[Decimal, str], str] = {}
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """COPY text of an amount and of its minor units, tab-separated. Cached: a day's amounts
+    repeat a lot (prices, fees). Equal amounts written with other exponents share an entry;
+    NUMERIC stores the same value for both."""
+    key = (amount, currency)
+    text = _MONEY_TEXT.get(key)
+    if text is None:
+        if len(_MONEY_TEXT) > 200_000:
+            _MONEY_TEXT.clear()
+        text = _MONEY_TEXT[key] = f"{format(amount, 'f')}\t{fast_minor(amount, currency)}"
+    return text
+
+
 def with_minor(table: Table, record: dict[str, Any]) -> dict[str, Any]:
     """Add the `*_minor` twins of a record of typed values (Decimal amounts)."""
     currency = record.get("currency")
@@ -372,10 +388,8 @@ def _transaction_lines(
                     shop, _t(r.transaction_key), _t(r.meta_transaction_id), _t(r.transaction_type),
                     moment.isoformat(), moment.date().isoformat(), _t(r.order_id),
                     _t(r.merchant_order_id), _t(r.payout_reference_id), _t(r.transfer_id), _t(cur),
-                    format(r.gross_amount, "f"), str(fast_minor(r.gross_amount, cur)),
-                    format(r.processing_fee, "f"), str(fast_minor(r.processing_fee, cur)),
-                    format(r.net_amount, "f"), str(fast_minor(r.net_amount, cur)),
-                    format(r.tax_amount, "f"), str(fast_minor(r.tax_amount, cur)), _t(r.tax_rate),
+                    money_text(r.gross_amount, cur), money_text(r.processing_fee, cur),
+                    money_text(r.net_amount, cur), money_text(r.tax_amount, cur), _t(r.tax_rate),
                     partition, loaded,
                 ))
             )  # fmt: skip
@@ -393,8 +407,8 @@ def _tax_lines(rows: Sequence[TransactionRow], shop_id: str) -> Iterable[str]:
                 lines.append(
                     "\t".join((
                         shop, key, str(line_no), _t(x.tax_category), _t(x.jurisdiction),
-                        _t(x.imposition), _t(x.item_tax_rate), format(x.tax_amount, "f"),
-                        str(fast_minor(x.tax_amount, x.currency)), _t(x.currency),
+                        _t(x.imposition), _t(x.item_tax_rate),
+                        money_text(x.tax_amount, x.currency), _t(x.currency),
                     ))
                 )  # fmt: skip
         if lines:
@@ -491,8 +505,7 @@ def _payment_lines(
                        r.promotion_allocation_amount)  # fmt: skip
             money = []
             for amount in amounts:
-                money.append(format(amount, "f"))
-                money.append(str(fast_minor(amount, cur)))
+                money.append(money_text(amount, cur))
             lines.append(
                 "\t".join((
                     shop, _t(r.payment_id), _t(r.order_id), *money, _t(cur),
