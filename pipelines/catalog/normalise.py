@@ -70,6 +70,7 @@ AGE_GROUPS = frozenset({"newborn", "infant", "toddler", "kids", "adult"})
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 OPEN_START = "1970-01-01T00:00"  # Meta needs both ends of a sale window
 OPEN_END = "2099-12-31T23:59"
+SALE_TIME_UNIT = "us"  # sale_start / sale_end: datetime64[us, UTC]
 
 META_FIELDS: tuple[str, ...] = (
     "id",
@@ -123,6 +124,16 @@ ITEM_COLUMNS: tuple[str, ...] = (
     "volatile_hash",
 )
 REJECTED_ITEM_COLUMNS: tuple[str, ...] = (*REJECTED_COLUMNS, "fix_url")
+NON_TEXT_ITEM_COLUMNS = frozenset(
+    {
+        "quantity_to_sell_on_facebook",  # Int64
+        "price_amount",  # Decimal | None
+        "sale_price_amount",
+        "sale_start",  # datetime64[us, UTC]
+        "sale_end",
+        "source_row",  # int64
+    }
+)
 
 
 class FieldLimits(BaseModel):
@@ -345,19 +356,73 @@ def normalise_catalog(
     limits: FieldLimits | None = None,
     now: datetime | None = None,
 ) -> NormalisedCatalog:
-    """Turn one shop's raw store rows into Meta items, exclusions and rejections."""
+    """Turn one shop's raw store rows into Meta items, exclusions and rejections.
+
+    This is the reference: `pipelines.catalog.snapshot_cache.normalise_incremental` gives the
+    same catalog by re-normalising only the products whose raw rows changed.
+    """
+    return normalise_parts(raw, kind, shop, limits, now).catalog
+
+
+@dataclass(frozen=True)
+class Identity:
+    """`variant_id`, `item_group_id` and `source_row` of EVERY store item row of a snapshot (the
+    rows that reach the Meta checks, including those they reject): what the cross-product
+    identity checks (duplicate ids, id used as a group id) compare a row with."""
+
+    rows: pd.DataFrame
+
+    def duplicated_ids(self) -> pd.Series:
+        """Each duplicated non-empty variant id -> its source rows ("4, 9"), in row order."""
+        rows = self.rows
+        present = rows["variant_id"] != ""
+        duplicated = present & rows["variant_id"].duplicated(keep=False)
+        copies = rows.loc[duplicated].sort_values("source_row", kind="stable")
+        return copies.groupby("variant_id")["source_row"].agg(lambda s: ", ".join(map(str, s)))
+
+    def group_ids(self) -> np.ndarray:
+        group = self.rows["item_group_id"]
+        return group[group != ""].unique()
+
+
+@dataclass(frozen=True)
+class NormalisedParts:
+    """A catalog plus what an incremental snapshot needs to reuse it (see snapshot_cache)."""
+
+    catalog: NormalisedCatalog
+    store_rejected: int  # the first rows of catalog.rejected come from the store format
+    identity: pd.DataFrame  # variant_id, item_group_id, source_row of every store item row
+    sale_ends: pd.DataFrame  # source_row, sale_end: rows whose sale hinges on `now`
+
+
+def normalise_parts(
+    raw: pd.DataFrame,
+    kind: str,
+    shop: ShopContext,
+    limits: FieldLimits | None = None,
+    now: datetime | None = None,
+    identity: Identity | None = None,
+) -> NormalisedParts:
+    """`normalise_catalog`, with the identity checks also counting `identity`: the store rows
+    of the snapshot's other products, when `raw` holds only some of them."""
     limits = limits or FieldLimits()
     now = now or datetime.now(UTC)
     rows = source_class(kind).to_store_rows(raw)
     frame = rows.items  # a new frame from to_store_rows: changed in place, never copied
     checks: list[Check] = []
+    own_identity = frame[["variant_id", "item_group_id", "source_row"]]
 
+    if identity is not None:
+        identity = Identity(pd.concat([identity.rows, own_identity], ignore_index=True))
     frame["warnings"] = ""
-    checks += _identity_checks(frame, limits)
+    checks += _identity_checks(frame, limits, identity)
     checks += _text_fields(frame, shop, limits)
     checks += _money_fields(frame, shop, now)
     checks += _link_fields(frame, shop, limits)
     _enum_fields(frame, limits)
+    pending = frame["_pending_end"].notna().to_numpy()
+    sale_ends = frame.loc[pending, ["source_row", "_pending_end"]].reset_index(drop=True)
+    sale_ends = sale_ends.rename(columns={"_pending_end": "sale_end"})
 
     reason, detail = _first_failure(frame, checks)
     failed = reason != ""
@@ -371,7 +436,7 @@ def normalise_catalog(
         notes=tuple(getattr(raw, "attrs", {}).get("notes", ())),
     )
     _check_accounting(raw, catalog)
-    return catalog
+    return NormalisedParts(catalog, len(rows.rejected), own_identity, sale_ends)
 
 
 def _warn(frame: pd.DataFrame, mask: pd.Series, message: str) -> None:
@@ -383,16 +448,23 @@ def _warn(frame: pd.DataFrame, mask: pd.Series, message: str) -> None:
     frame.loc[rows, "warnings"] = joined
 
 
-def _identity_checks(frame: pd.DataFrame, limits: FieldLimits) -> list:
+def _identity_checks(
+    frame: pd.DataFrame, limits: FieldLimits, identity: Identity | None = None
+) -> list:
     rid, group = frame["variant_id"], frame["item_group_id"]
     present = rid != ""
-    duplicated = present & rid.duplicated(keep=False)
-    rows_of = (
-        frame.loc[duplicated]
-        .groupby("variant_id")["source_row"]
-        .agg(lambda s: ", ".join(map(str, s)))
-    )
-    groups = group[group != ""].unique()
+    if identity is None:  # the whole snapshot: its own rows are the identity
+        duplicated = present & rid.duplicated(keep=False)
+        rows_of = (
+            frame.loc[duplicated]
+            .groupby("variant_id")["source_row"]
+            .agg(lambda s: ", ".join(map(str, s)))
+        )
+        groups = group[group != ""].unique()
+    else:
+        rows_of = identity.duplicated_ids()
+        duplicated = present & _is_in(rid, rows_of.index.to_numpy(dtype=object))
+        groups = identity.group_ids()
     return [
         (~present, RejectionReason.MISSING_ID, "no variant id"),
         (
@@ -553,8 +625,15 @@ def _money_fields(frame: pd.DataFrame, shop: ShopContext, now: datetime) -> list
     candidate = np.where(marked_down, price, sale)
     on_sale = amounts.greater(regular, candidate) & amounts.positive[candidate]
     on_sale = _sale_window(frame, shop, pd.Series(on_sale, index=frame.index))
+    # the only use of `now`: an incremental snapshot re-normalises these rows' products once
+    # `now` passes their sale_end (snapshot_cache)
+    frame["_pending_end"] = frame["sale_end"].where(on_sale)
     on_sale = on_sale & (frame["sale_end"].isna() | (frame["sale_end"] > pd.Timestamp(now)))
     frame.loc[~on_sale, ["sale_start", "sale_end"]] = pd.NaT
+    # one unit whatever the export holds (pandas infers s, us or ns from the values), so a
+    # catalog assembled from parts has the same dtype as one normalised whole
+    frame["sale_start"] = frame["sale_start"].dt.as_unit(SALE_TIME_UNIT)
+    frame["sale_end"] = frame["sale_end"].dt.as_unit(SALE_TIME_UNIT)
     frame.loc[~on_sale, "sale_price_effective_date"] = ""
 
     sale_now = np.where(on_sale.to_numpy(), candidate, amounts.none)
@@ -794,6 +873,10 @@ def _items(frame: pd.DataFrame, passed: pd.Series) -> pd.DataFrame:
     columns = {}
     for name in ITEM_COLUMNS[:-2]:
         values = variant_id if name in ("retailer_id", "id") else frame.pop(name)
+        if name not in NON_TEXT_ITEM_COLUMNS and values.dtype != "str":
+            # one dtype whatever the store gave (WooCommerce image links arrive as object), so a
+            # catalog assembled from cached parts has the same dtypes as one normalised whole
+            values = values.astype("str")
         columns[name] = values if keep is None else values.iloc[keep]
     del variant_id
     items = pd.DataFrame(columns, copy=False).reset_index(drop=True)
