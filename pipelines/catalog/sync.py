@@ -45,12 +45,13 @@ from pipelines.catalog.issues import (
     issues_from_item_errors,
     issues_from_rejects,
 )
-from pipelines.catalog.normalise import NormalisedCatalog, ShopContext, normalise_catalog
+from pipelines.catalog.normalise import NormalisedCatalog, ShopContext
 from pipelines.catalog.product_sets import (
     ProductSetSummary,
     desired_product_sets,
     sync_product_sets,
 )
+from pipelines.catalog.snapshot_cache import SnapshotCache, normalise_incremental
 from resources.db import MetasyncDatabase
 from resources.db.catalog_tables import (
     batch_handles,
@@ -221,9 +222,15 @@ def shop_context(shop: ShopProfile, settings: SyncSettings) -> ShopContext:
 
 
 def read_catalog(shop: ShopProfile, now: datetime, settings: SyncSettings) -> NormalisedCatalog:
-    """The store's catalog, normalised; StoreSourceError when the store cannot be read."""
+    """The store's catalog, normalised; StoreSourceError when the store cannot be read.
+
+    Products whose raw rows did not change since the shop's last snapshot come from its snapshot
+    cache (pipelines.catalog.snapshot_cache); the catalog equals normalise_catalog's."""
     raw = source_for(shop.source_kind, shop.source_location).read()
-    return normalise_catalog(raw, shop.source_kind, shop_context(shop, settings), now=now)
+    cache = SnapshotCache.for_shop(shop.shop_id)
+    return normalise_incremental(
+        raw, shop.source_kind, shop_context(shop, settings), now=now, cache=cache
+    )
 
 
 class SnapshotStore:
