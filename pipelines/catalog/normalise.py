@@ -40,6 +40,7 @@ from resources.store import (
     EXCLUDED_COLUMNS,
     REJECTED_COLUMNS,
     RejectionReason,
+    StoreRows,
     source_class,
 )
 from resources.store.base import concat_frames, per_distinct, rejected_rows
@@ -402,12 +403,14 @@ def normalise_parts(
     limits: FieldLimits | None = None,
     now: datetime | None = None,
     identity: Identity | None = None,
+    store_rows: StoreRows | None = None,
 ) -> NormalisedParts:
     """`normalise_catalog`, with the identity checks also counting `identity`: the store rows
     of the snapshot's other products, when `raw` holds only some of them."""
     limits = limits or FieldLimits()
     now = now or datetime.now(UTC)
-    rows = source_class(kind).to_store_rows(raw)
+    # `store_rows`: to_store_rows(raw) when the caller already has it (consumed here)
+    rows = store_rows if store_rows is not None else source_class(kind).to_store_rows(raw)
     frame = rows.items  # a new frame from to_store_rows: changed in place, never copied
     checks: list[Check] = []
     own_identity = frame[["variant_id", "item_group_id", "source_row"]]

@@ -55,13 +55,13 @@ from pipelines.catalog.normalise import (
 )
 from resources.settings import get_settings
 from resources.store import EXCLUDED_COLUMNS, source_class
-from resources.store.base import StoreSource
+from resources.store.base import StoreRows, StoreSource
 
 logger = logging.getLogger(__name__)
 
 # Bump whenever normalisation or the store formats change what they produce: a cache written
 # by other code must not be reused.
-CODE_VERSION = 1
+CODE_VERSION = 2
 DIGEST_BYTES = 16
 _SEPARATOR = "\x1f"  # between the cells of a row when digesting it
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # what normalise's str columns are
@@ -124,30 +124,33 @@ def _digests(raw: pd.DataFrame, order: np.ndarray, starts: np.ndarray) -> np.nda
         return None
     if not cells:
         cells = [pa.array([""] * len(raw), pa.large_string())]
-    rows = pc.binary_join_element_wise(*cells, pa.scalar(_SEPARATOR, pa.large_string()))
+    # every cell ends with the separator (an empty last cell adds the row's last one), so when
+    # no cell holds a separator the text alone tells the rows and cells apart
+    ends = pa.array([""] * len(raw), pa.large_string()) if len(raw) else cells[0]
+    rows = pc.binary_join_element_wise(*cells, ends, pa.scalar(_SEPARATOR, pa.large_string()))
     separators = pc.sum(pc.count_substring(rows, _SEPARATOR)).as_py() or 0
     if not np.array_equal(order, np.arange(len(order))):  # a product's rows are not adjacent
         rows = rows.take(pa.array(order))
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[
-        rows.offset : rows.offset + len(rows) + 1
-    ]
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
+    offsets = offsets[rows.offset : rows.offset + len(rows) + 1]
     data = rows.buffers()[2]
-    data_view = memoryview(data) if data is not None else memoryview(b"")
-    # Row text lengths separate the rows; cells are separated by the separator unless some cell
-    # holds one: then every cell's length is digested too.
-    row_lengths = np.ascontiguousarray(np.diff(offsets))
-    lengths = row_lengths.reshape(-1, 1)
-    if separators != len(raw) * (len(cells) - 1):
-        cell_lengths = [pc.binary_length(cell).to_numpy().take(order) for cell in cells]
-        lengths = np.ascontiguousarray(np.column_stack([row_lengths, *cell_lengths]))
-    length_view = memoryview(lengths.astype(np.int64, copy=False)).cast("B")
-    row_bytes = lengths.shape[1] * 8
-    out = bytearray(DIGEST_BYTES * (len(starts) - 1))
+    text = memoryview(data) if data is not None else memoryview(b"")
     text_at = offsets[starts].tolist()
-    row_at = starts.tolist()
     blake2b = hashlib.blake2b
+    out = bytearray(DIGEST_BYTES * (len(starts) - 1))
+    if separators == len(raw) * len(cells):
+        out[:] = b"".join(
+            blake2b(text[start:end], digest_size=DIGEST_BYTES).digest()
+            for start, end in zip(text_at[:-1], text_at[1:], strict=True)
+        )
+        return np.frombuffer(bytes(out), dtype=np.uint64).reshape(-1, 2)
+    # a cell holds the separator: every cell's length is digested too
+    lengths = np.column_stack([pc.binary_length(cell).to_numpy().take(order) for cell in cells])
+    length_view = memoryview(np.ascontiguousarray(lengths, dtype=np.int64)).cast("B")
+    row_bytes = lengths.shape[1] * 8
+    row_at = starts.tolist()
     for product in range(len(starts) - 1):
-        digest = blake2b(data_view[text_at[product] : text_at[product + 1]], digest_size=16)
+        digest = blake2b(text[text_at[product] : text_at[product + 1]], digest_size=16)
         digest.update(length_view[row_at[product] * row_bytes : row_at[product + 1] * row_bytes])
         out[DIGEST_BYTES * product : DIGEST_BYTES * (product + 1)] = digest.digest()
     return np.frombuffer(bytes(out), dtype=np.uint64).reshape(-1, 2)
@@ -191,6 +194,7 @@ class CachedSnapshot:
     excluded: pa.Table  # EXCLUDED_COLUMNS + product, ordinal, block
     rejected: pa.Table  # REJECTED_ITEM_COLUMNS + product, ordinal, block
     identity: pa.Table  # variant_id, item_group_id, source_row, product, ordinal
+    folder: Path | None = None  # where the tables were read from (memory-mapped)
 
 
 class SnapshotCache:
@@ -221,7 +225,7 @@ class SnapshotCache:
             if not isinstance(exc, FileNotFoundError):
                 logger.warning("snapshot cache %s unreadable, ignored: %s", self.directory, exc)
             return None
-        return CachedSnapshot(fingerprint=wanted, **tables)
+        return CachedSnapshot(fingerprint=wanted, folder=folder, **tables)
 
     def save(self, state: CachedSnapshot) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -312,24 +316,31 @@ def _incremental(
         same &= (rows[at] == grouped.counts) & ~tainted[at]
         same &= _sale_ends_allow(cached.products, at, now)
 
+    if same.sum() * 2 < len(same):  # mostly changed: the whole path is cheaper
+        parts = normalise_parts(raw, kind, shop, limits, now)
+        cache.save(_fresh_state(cached.fingerprint, parts, grouped, raw, source, now))
+        return parts.catalog
+
     # the identity checks look across products: every store row's ids, cached for the reused
     # products, read afresh for the others; products in such a check are normalised again
     source_rows = raw["source_row"].to_numpy(dtype=np.int64)
     changed_raw = raw.iloc[grouped.positions(np.flatnonzero(~same))]
-    fresh_identity = _store_identity(source, changed_raw)
+    store_rows = source.to_store_rows(changed_raw) if len(changed_raw) else None
+    fresh_identity = _store_identity(store_rows)
     identity_codes = _cached_codes(cached.identity, previous, same)
     flagged = _flagged_products(cached.identity, identity_codes, fresh_identity, grouped, raw)
     keep = same & ~flagged
-    if flagged[same].any():
+    if flagged[same].any():  # more products to normalise again than were read
         changed_raw = raw.iloc[grouped.positions(np.flatnonzero(~keep))]
+        store_rows = None
     others = _others_identity(cached.identity, _cached_codes(cached.identity, previous, keep))
     if len(changed_raw):
-        parts = normalise_parts(changed_raw, kind, shop, limits, now, identity=others)
+        parts = normalise_parts(changed_raw, kind, shop, limits, now, others, store_rows)
         fresh = _tagged_parts(parts, grouped, raw, source)
     else:
         parts, fresh = None, _empty_parts()
     tables = {
-        name: _merged(getattr(cached, name), previous, keep, fresh[name], grouped, source_rows)
+        name: _merged(cached, name, previous, keep, fresh[name], grouped, source_rows)
         for name in ("items", "excluded", "rejected", "identity")
     }
     catalog = NormalisedCatalog(
@@ -353,10 +364,10 @@ def _incremental(
     return catalog
 
 
-def _store_identity(source: type[StoreSource], raw: pd.DataFrame) -> pd.DataFrame:
-    if not len(raw):
+def _store_identity(store_rows: StoreRows | None) -> pd.DataFrame:
+    if store_rows is None:
         return pd.DataFrame({name: pd.Series(dtype="str") for name in _IDENTITY_COLUMNS[:2]})
-    return source.to_store_rows(raw).items[list(_IDENTITY_COLUMNS)]
+    return store_rows.items[list(_IDENTITY_COLUMNS)]
 
 
 def _text_type(arrow_type: pa.DataType) -> object:
@@ -386,7 +397,8 @@ def _cached_codes(table: pa.Table, previous: np.ndarray, keep: np.ndarray) -> np
 
 
 def _merged(
-    cached: pa.Table,
+    snapshot: CachedSnapshot,
+    name: str,
     previous: np.ndarray,
     keep: np.ndarray,
     fresh: pa.Table,
@@ -396,6 +408,7 @@ def _merged(
     """Reused cached rows (re-tagged with this snapshot's product codes and source rows: rows
     may have moved in the file) and fresh rows, in the full path's order (block, source row),
     taken in one pass; no copy at all when every cached row stays where it was."""
+    cached: pa.Table = getattr(snapshot, name)
     code = _cached_codes(cached, previous, keep)
     reused = code >= 0
     ordinal = cached["ordinal"].to_numpy().astype(np.int64)
@@ -413,7 +426,7 @@ def _merged(
     if len(chosen) == len(code) and np.array_equal(chosen, np.arange(len(code))):
         table = cached  # the usual hourly run: nothing changed, nothing moved
     else:
-        table = pa.concat_tables([cached, fresh.select(cached.column_names)]).take(pa.array(chosen))
+        table = _taken(snapshot.folder, name, cached, fresh, pa.array(chosen))
     table = table.set_column(
         table.schema.get_field_index("product"), "product", pa.array(codes[chosen])
     )
@@ -421,6 +434,30 @@ def _merged(
         index = table.schema.get_field_index("source_row")
         table = table.set_column(index, "source_row", pa.array(rows[chosen]))
     return table
+
+
+def _taken(
+    folder: Path | None, name: str, cached: pa.Table, fresh: pa.Table, chosen: pa.Array
+) -> pa.Table:
+    """Rows `chosen` of cached + fresh, a column at a time, each cached column read through a
+    memory map of its own that goes once the column is taken: the cached table's pages are
+    never all resident beside the new table (peak memory)."""
+    columns = []
+    for field in cached.schema:
+        if folder is None:
+            source = cached[field.name]
+        else:
+            with pa.memory_map(str(folder / f"{name}.arrow")) as mapped:
+                reader = pa.ipc.open_file(mapped)
+                chunks = [
+                    reader.get_batch(i).column(field.name) for i in range(reader.num_record_batches)
+                ]
+                source = pa.chunked_array(chunks, field.type)
+            del chunks, reader
+        both = pa.chunked_array([*source.chunks, *fresh[field.name].chunks], field.type)
+        columns.append(both.take(chosen))
+        del source, both
+    return pa.Table.from_arrays(columns, schema=cached.schema)
 
 
 def _others_identity(cached: pa.Table, codes: np.ndarray) -> Identity:

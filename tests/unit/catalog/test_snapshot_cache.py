@@ -98,7 +98,7 @@ def snapshot(kind: str, path: Path, shop, now: datetime, cache: SnapshotCache):
 
 @pytest.mark.parametrize("kind", ["shopify_csv", "woocommerce_csv"])
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 10_000), nows=st.lists(st.sampled_from(LATER), min_size=3, max_size=3))
 def test_incremental_equals_full_after_random_changes(kind, seed, nows, tmp_path, shop) -> None:
