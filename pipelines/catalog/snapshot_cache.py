@@ -444,20 +444,25 @@ def _taken(
     never all resident beside the new table (peak memory)."""
     columns = []
     for field in cached.schema:
-        if folder is None:
+        source = _own_map_column(folder, name, field) if folder is not None else None
+        if source is None:  # a concurrent run replaced the cache: the first map still holds
             source = cached[field.name]
-        else:
-            with pa.memory_map(str(folder / f"{name}.arrow")) as mapped:
-                reader = pa.ipc.open_file(mapped)
-                chunks = [
-                    reader.get_batch(i).column(field.name) for i in range(reader.num_record_batches)
-                ]
-                source = pa.chunked_array(chunks, field.type)
-            del chunks, reader
         both = pa.chunked_array([*source.chunks, *fresh[field.name].chunks], field.type)
         columns.append(both.take(chosen))
         del source, both
     return pa.Table.from_arrays(columns, schema=cached.schema)
+
+
+def _own_map_column(folder: Path, name: str, field: pa.Field) -> pa.ChunkedArray | None:
+    try:
+        with pa.memory_map(str(folder / f"{name}.arrow")) as mapped:
+            reader = pa.ipc.open_file(mapped)
+            chunks = [
+                reader.get_batch(i).column(field.name) for i in range(reader.num_record_batches)
+            ]
+    except (OSError, pa.ArrowException):
+        return None
+    return pa.chunked_array(chunks, field.type)
 
 
 def _others_identity(cached: pa.Table, codes: np.ndarray) -> Identity:
