@@ -69,3 +69,18 @@ def test_the_workspace_loads_as_dagster_dev_loads_it():
         timeout=240,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_shop_pools_get_their_default_limit_before_any_run_claims_them():
+    from pipelines.shops import POOLS, initialise_pools, sync_shop_partitions
+
+    overrides = {"concurrency": {"pools": {"default_limit": 3}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        storage = instance.event_log_storage
+        assert not set(POOLS) & storage.get_concurrency_keys()
+
+        sync_shop_partitions(instance, ["acme"])
+        initialise_pools(instance)  # a second call leaves the limit as it is
+
+        assert set(POOLS) <= storage.get_concurrency_keys()
+        assert {storage.get_concurrency_info(pool).slot_count for pool in POOLS} == {3}

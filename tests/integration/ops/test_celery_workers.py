@@ -48,6 +48,7 @@ from pipelines.ops.scaleout import (
 )
 from pipelines.orders.resources import OmsResource
 from pipelines.resources import MetasyncResource
+from pipelines.shops import sync_shop_partitions
 from resources.db import MetasyncDatabase
 from resources.db.catalog_tables import catalog_ledger, catalog_rejects, item_status_history
 from resources.db.finance_tables import (
@@ -402,7 +403,7 @@ def test_catalog_and_finance_jobs_on_two_celery_workers_equal_an_in_process_run(
     batch_config["ops"]["sync_batch_shop"]["config"] = CATALOG_CONFIG
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        instance.add_dynamic_partitions("shops", SHOPS)
+        sync_shop_partitions(instance, SHOPS)
 
     # Both worlds at once: per shop the hourly catalog job and the day's finance job, then (once
     # every shop has items on Meta) the batched stock/price job over all ten shops.
