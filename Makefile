@@ -35,7 +35,7 @@ dev: $(STAMP)
 	$(BIN)/metasync dev
 
 sandbox: $(STAMP)
-	$(BIN)/metasync sandbox --port $(PORT)
+	$(BIN)/metasync sandbox --port $(PORT) --admin
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

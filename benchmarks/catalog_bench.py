@@ -140,7 +140,7 @@ def stock_cycle(folder: Path) -> bool:
     snapshot_profile.write_export(export, PRODUCTS)
     os.environ["METASYNC_STATE_DIR"] = str(folder / "state")
     get_settings.cache_clear()
-    with SandboxServer() as server:
+    with SandboxServer(admin=True) as server:
         os.environ["METASYNC_GRAPH_BASE_URL"] = server.url
         get_settings.cache_clear()
         admin = SandboxAdmin(server.url)

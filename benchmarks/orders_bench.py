@@ -79,7 +79,7 @@ def run() -> int:
 
     with tempfile.TemporaryDirectory(prefix="metasync-orders-bench-") as workdir:
         _setup_environment(workdir)
-        with SandboxServer() as sandbox:
+        with SandboxServer(admin=True) as sandbox:
             shop_ids = [f"shop-{n:03d}" for n in range(SHOPS)]
             started = time.perf_counter()
             admin = _onboard(sandbox.url, shop_ids)

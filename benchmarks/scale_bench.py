@@ -274,7 +274,7 @@ def main() -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scale_bench_")))
         _setup_environment(workdir)
-        sandbox = stack.enter_context(SandboxServer())
+        sandbox = stack.enter_context(SandboxServer(admin=True))
         registering = _register_shops(sandbox.url)
         print(f"registered {SHOPS} shops (sandbox + registry) in {registering:.1f} s")
 

@@ -21,7 +21,7 @@ def main() -> int:
         workdir = Path(tmp)
         os.environ["METASYNC_STATE_DIR"] = str(workdir / "state")
         os.environ["METASYNC_VAULT_KEY"] = Fernet.generate_key().decode()
-        with SandboxServer() as sandbox:
+        with SandboxServer(admin=True) as sandbox:
             os.environ["METASYNC_GRAPH_BASE_URL"] = sandbox.url
             get_settings.cache_clear()
             # Imported late: the harness reads settings when its world is built.

@@ -41,7 +41,7 @@ def main(verbose: bool) -> None:
 )
 @click.option(
     "--admin/--no-admin",
-    default=True,
+    default=False,
     show_default=True,
     help="Serve the admin API under /_sandbox (loopback only).",
 )
@@ -214,7 +214,7 @@ def dev(workdir: Path | None, port: int) -> None:
     get_settings.cache_clear()
     sandbox_port = int(environment["METASYNC_GRAPH_BASE_URL"].rsplit(":", 1)[1])
 
-    with SandboxServer(port=sandbox_port, state_file=workdir / "sandbox.pickle"):
+    with SandboxServer(port=sandbox_port, admin=True, state_file=workdir / "sandbox.pickle"):
         click.echo(f"sandbox on {environment['METASYNC_GRAPH_BASE_URL']}; "
                    f"Dagster UI on http://127.0.0.1:{port}")
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]

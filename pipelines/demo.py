@@ -181,7 +181,7 @@ def run_demo(
     port = DEMO_PORT if _port_free(DEMO_PORT) else free_port()
     _point_environment_at(workdir, f"http://127.0.0.1:{port}", database_url, dagster_storage_url)
 
-    with SandboxServer(port=port, state_file=workdir / "sandbox.pickle") as sandbox:
+    with SandboxServer(port=port, admin=True, state_file=workdir / "sandbox.pickle") as sandbox:
         admin = SandboxAdmin(sandbox.url)
         admin.advance_clock(-DAYS_BACK * 86400)
         admin.configure_finance(payout_lag_days=1)

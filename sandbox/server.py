@@ -1,6 +1,6 @@
 """Run the sandbox: in a background thread for tests and the demo, or in the foreground.
 
-with SandboxServer() as sandbox:          # a free loopback port, admin API on
+with SandboxServer(admin=True) as sandbox:   # a free loopback port, admin API on
     sandbox.url                           # http://127.0.0.1:PORT
     sandbox.state.add_shop(...)           # the same state the HTTP API serves
 """
@@ -32,7 +32,7 @@ class SandboxServer:
         state: SandboxState | None = None,
         *,
         port: int = 0,
-        admin: bool = True,
+        admin: bool = False,
         state_file: Path | None = None,
     ) -> None:
         if state is None and state_file is not None and state_file.exists():
@@ -76,7 +76,7 @@ class SandboxServer:
         self.stop()
 
 
-def serve_forever(port: int, state_file: Path | None, admin: bool = True) -> None:
+def serve_forever(port: int, state_file: Path | None, admin: bool = False) -> None:
     """Foreground server for `metasync sandbox`; state saved to `state_file` on exit."""
     server = SandboxServer(port=port, admin=admin, state_file=state_file)
     server.start()

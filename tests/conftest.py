@@ -70,7 +70,7 @@ def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
+    with SandboxServer(admin=True) as server:
         yield server
 
 

@@ -66,18 +66,18 @@ def test_the_admin_api_is_served_only_when_enabled():
     assert TestClient(create_app(admin=True)).get("/_sandbox/shops").status_code == 200
 
 
-def test_the_sandbox_server_listens_on_loopback_only():
-    with SandboxServer(admin=False) as sandbox:
+def test_the_sandbox_server_listens_on_loopback_only_with_its_admin_api_off_by_default():
+    with SandboxServer() as sandbox:
         addresses = {s.getsockname()[0] for server in sandbox._server.servers
                      for s in server.sockets}  # fmt: skip
         assert addresses == {"127.0.0.1"}
         assert_no_admin(httpx.get(f"{sandbox.url}/_sandbox/shops"))
 
 
-def test_metasync_sandbox_no_admin_serves_no_admin_routes(tmp_path: Path):
+def test_metasync_sandbox_serves_no_admin_routes_unless_asked(tmp_path: Path):
     port = free_port()
     cli = Path(sys.executable).parent / "metasync"
-    process = subprocess.Popen([str(cli), "sandbox", "--no-admin", "--port", str(port)],
+    process = subprocess.Popen([str(cli), "sandbox", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         answer = _first_answer(f"http://127.0.0.1:{port}/_sandbox/shops", process)

@@ -146,7 +146,7 @@ def worlds(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, World]]:
     made: dict[str, World] = {}
     try:
         for name in ("celery", "in_process"):
-            sandbox = SandboxServer().__enter__()
+            sandbox = SandboxServer(admin=True).__enter__()
             made[name] = World(name, sandbox, _create_database(admin_url), tmp_path / name)
         yield made
     finally:
