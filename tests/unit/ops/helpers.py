@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 
 from resources.db import MetasyncDatabase
 from resources.db.catalog_tables import catalog_ledger, seller_issues
@@ -44,16 +44,15 @@ def add_shop(
 def accept_item(
     db: MetasyncDatabase, shop_id: str, retailer_id: str, at: datetime, status: str = "ACCEPTED"
 ) -> None:
-    with db.begin() as conn:
-        conn.execute(
-            catalog_ledger.insert().values(
-                shop_id=shop_id,
-                retailer_id=retailer_id,
-                content_hash="h",
-                meta_status=status,
-                updated_at=at,
-            )
-        )
+    _insert(
+        db,
+        catalog_ledger,
+        shop_id=shop_id,
+        retailer_id=retailer_id,
+        content_hash="h",
+        meta_status=status,
+        updated_at=at,
+    )
 
 
 def open_issue(
@@ -64,22 +63,21 @@ def open_issue(
     at: datetime,
     resolved: bool = False,
 ) -> None:
-    with db.begin() as conn:
-        conn.execute(
-            seller_issues.insert().values(
-                shop_id=shop_id,
-                issue_type=issue_type,
-                retailer_id="",
-                severity=severity,
-                source="diagnostics",
-                title=issue_type,
-                call_to_action="fix it",
-                affected_retailer_ids=[],
-                first_seen=at,
-                last_seen=at,
-                resolved_at=at if resolved else None,
-            )
-        )
+    _insert(
+        db,
+        seller_issues,
+        shop_id=shop_id,
+        issue_type=issue_type,
+        retailer_id="",
+        severity=severity,
+        source="diagnostics",
+        title=issue_type,
+        call_to_action="fix it",
+        affected_retailer_ids=[],
+        first_seen=at,
+        last_seen=at,
+        resolved_at=at if resolved else None,
+    )
 
 
 def import_order(
@@ -90,44 +88,47 @@ def import_order(
     state: str = "imported",
     acknowledged_at: datetime | None = None,
 ) -> None:
-    with db.begin() as conn:
-        conn.execute(
-            order_map.insert().values(
-                shop_id=shop_id,
-                meta_order_id=order_id,
-                state=state,
-                meta_created_at=created,
-                imported_at=created,
-                acknowledged_at=acknowledged_at,
-                updated_at=created,
-            )
-        )
+    _insert(
+        db,
+        order_map,
+        shop_id=shop_id,
+        meta_order_id=order_id,
+        state=state,
+        meta_created_at=created,
+        imported_at=created,
+        acknowledged_at=acknowledged_at,
+        updated_at=created,
+    )
 
 
 def load_finance_day(db: MetasyncDatabase, shop_id: str, day: date, at: datetime) -> None:
-    with db.begin() as conn:
-        conn.execute(
-            finance_partition_loads.insert().values(
-                shop_id=shop_id,
-                partition_date=day,
-                window_start=day,
-                window_end=day,
-                loaded_at=at,
-            )
-        )
+    _insert(
+        db,
+        finance_partition_loads,
+        shop_id=shop_id,
+        partition_date=day,
+        window_start=day,
+        window_end=day,
+        loaded_at=at,
+    )
 
 
 def record_write(db: MetasyncDatabase, shop_id: str, key: str, status: str, at: datetime) -> None:
+    _insert(
+        db,
+        graph_writes,
+        idempotency_key=key,
+        shop_id=shop_id,
+        action="update",
+        target_id="x",
+        request_hash="h",
+        status=status,
+        attempts=0,
+        created_at=at,
+    )
+
+
+def _insert(db: MetasyncDatabase, table: Table, **values) -> None:
+    """Write one row in its own transaction."""
     with db.begin() as conn:
-        conn.execute(
-            graph_writes.insert().values(
-                idempotency_key=key,
-                shop_id=shop_id,
-                action="update",
-                target_id="x",
-                request_hash="h",
-                status=status,
-                attempts=0,
-                created_at=at,
-            )
-        )
+        conn.execute(table.insert().values(**values))
