@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from sandbox.core.faults import FaultRule
-from sandbox.core.state import SandboxState
+from sandbox.core.state import SandboxShop, SandboxState
 
 
 class NewShop(BaseModel):
@@ -68,13 +68,13 @@ def build_admin_router(state: SandboxState, domains: list[Any]) -> APIRouter:
     @router.post("/shops/{shop_id}/expire_token")
     def expire_token(shop_id: str) -> dict[str, Any]:
         with state.lock:
-            _shop(state, shop_id).token_valid = False
+            shop_or_404(state, shop_id).token_valid = False
         return {"success": True}
 
     @router.post("/shops/{shop_id}/rotate_token")
     def rotate_token(shop_id: str) -> dict[str, Any]:
         with state.lock:
-            _shop(state, shop_id)
+            shop_or_404(state, shop_id)
             return {"access_token": state.rotate_token(shop_id)}
 
     @router.post("/clock/advance")
@@ -114,7 +114,8 @@ def build_admin_router(state: SandboxState, domains: list[Any]) -> APIRouter:
     return router
 
 
-def _shop(state: SandboxState, shop_id: str):
+def shop_or_404(state: SandboxState, shop_id: str) -> SandboxShop:
+    """The shop an admin route names; 404 when the sandbox has no such shop."""
     if shop_id not in state.shops:
         raise HTTPException(404, f"no shop {shop_id}")
     return state.shops[shop_id]

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from sandbox.admin import shop_or_404
 from sandbox.catalog import responses  # noqa: F401  (registers the Graph routes)
 from sandbox.catalog.models import CatalogFaults, catalog_backend
-from sandbox.core.state import SandboxShop, SandboxState
+from sandbox.core.state import SandboxState
 
 
 class CatalogFaultSpec(BaseModel):
@@ -63,7 +64,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     @router.get("/{shop_id}/items")
     def list_items(shop_id: str) -> dict[str, Any]:
         with state.lock:
-            shop = _shop(state, shop_id)
+            shop = shop_or_404(state, shop_id)
             items = backend.list_items(shop)
             rows = [
                 {
@@ -81,7 +82,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     @router.post("/{shop_id}/faults")
     def set_faults(shop_id: str, spec: CatalogFaultSpec) -> dict[str, Any]:
         with state.lock:
-            _shop(state, shop_id)
+            shop_or_404(state, shop_id)
             backend.faults[shop_id] = CatalogFaults(**spec.model_dump())
         return {"success": True}
 
@@ -95,7 +96,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     def add_issue(shop_id: str, retailer_id: str, spec: ItemIssueSpec) -> dict[str, Any]:
         with state.lock:
             try:
-                backend.add_issue(_shop(state, shop_id), retailer_id, spec.model_dump())
+                backend.add_issue(shop_or_404(state, shop_id), retailer_id, spec.model_dump())
             except KeyError as exc:
                 raise HTTPException(404, f"no item {retailer_id} in {shop_id}'s catalog") from exc
         return {"success": True}
@@ -104,7 +105,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     def settle(shop_id: str) -> dict[str, Any]:
         """Finish every pending batch and upload session now, whatever their polls."""
         with state.lock:
-            backend.finish_pending(_shop(state, shop_id))
+            backend.finish_pending(shop_or_404(state, shop_id))
         return {"success": True}
 
     @router.post("/settings")
@@ -127,9 +128,3 @@ def build_admin_router(state: SandboxState) -> APIRouter:
         return {"success": True}
 
     return router
-
-
-def _shop(state: SandboxState, shop_id: str) -> SandboxShop:
-    if shop_id not in state.shops:
-        raise HTTPException(404, f"no shop {shop_id}")
-    return state.shops[shop_id]

@@ -6,8 +6,9 @@ received, and which events were dropped as duplicates, so tests can assert exact
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
+from sandbox.admin import shop_or_404
 from sandbox.conversions import responses  # noqa: F401  (registers the Graph routes)
 from sandbox.conversions.models import conversions_backend
 from sandbox.core.state import SandboxState
@@ -20,8 +21,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     @router.get("/{shop_id}/events")
     def list_events(shop_id: str) -> dict[str, Any]:
         with state.lock:
-            if shop_id not in state.shops:
-                raise HTTPException(404, f"no shop {shop_id}")
+            shop_or_404(state, shop_id)
             return backend.log(shop_id)
 
     return router

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
+from sandbox.admin import shop_or_404
 from sandbox.core.state import SandboxState
 from sandbox.finance import responses  # noqa: F401  (registers the Graph routes)
 from sandbox.finance.models import finance_backend
@@ -27,9 +28,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     @router.post("/shops/{shop_id}/finance/transactions")
     def inject_transaction(shop_id: str, spec: OddTransactionIn) -> dict[str, Any]:
         with state.lock:
-            if shop_id not in state.shops:
-                raise HTTPException(404, f"no shop {shop_id}")
-            currency = state.shops[shop_id].currency
+            currency = shop_or_404(state, shop_id).currency
             record = finance_backend(state).inject(
                 state,
                 shop_id,

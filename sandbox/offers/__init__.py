@@ -7,9 +7,10 @@ whether each is active now, and tune the settings Meta's documents leave open.
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel
 
+from sandbox.admin import shop_or_404
 from sandbox.core.state import SandboxState
 from sandbox.offers import responses  # noqa: F401  (registers the Graph routes)
 from sandbox.offers.models import offer_is_active, offers_backend
@@ -29,9 +30,7 @@ def build_admin_router(state: SandboxState) -> APIRouter:
     @router.get("/{shop_id}")
     def list_offers(shop_id: str) -> dict[str, Any]:
         with state.lock:
-            if shop_id not in state.shops:
-                raise HTTPException(404, f"no shop {shop_id}")
-            shop = state.shops[shop_id]
+            shop = shop_or_404(state, shop_id)
             now = state.now()
             rows = [
                 {

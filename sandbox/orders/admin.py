@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from sandbox.admin import shop_or_404
 from sandbox.core.errors import GraphApiError
 from sandbox.core.state import SandboxState
 from sandbox.orders.allocation import to_minor
@@ -118,7 +119,7 @@ def build_orders_admin_router(state: SandboxState) -> APIRouter:
     @router.post("/shops/{shop_id}/orders")
     def place_orders(shop_id: str, spec: PlaceOrdersIn) -> dict[str, Any]:
         with state.lock:
-            shop = _shop(state, shop_id)
+            shop = shop_or_404(state, shop_id)
             specs = [_to_spec(o, shop.currency) for o in spec.orders or []]
             if spec.generate is not None:
                 specs += generate_order_specs(
@@ -207,12 +208,6 @@ def build_orders_admin_router(state: SandboxState) -> APIRouter:
             return dataclasses.asdict(config)
 
     return router
-
-
-def _shop(state: SandboxState, shop_id: str):
-    if shop_id not in state.shops:
-        raise HTTPException(404, f"no shop {shop_id}")
-    return state.shops[shop_id]
 
 
 def _graph_errors(run):
