@@ -10,7 +10,7 @@ Each body is a recipe: check the shop may run, call the plain function in
 `pipelines.catalog.sync`, report numbers, grade the checks. Tokens never leave the resource.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -183,6 +183,23 @@ def check_results(summary: SyncSummary, config: CatalogSyncConfig) -> list[dg.As
     ]
 
 
+def _run_sync(
+    context: dg.AssetExecutionContext,
+    config: CatalogSyncConfig,
+    metasync: MetasyncResource,
+    sync: Callable[..., SyncSummary],
+) -> dg.MaterializeResult:
+    """The recipe of the three sync assets for the partition's shop: guard the shop, run the
+    sync with the run config's settings, report. A refused sync fails with its numbers."""
+    shop_id = context.partition_key
+    with shop_guard(metasync, shop_id):
+        try:
+            summary = sync(metasync, shop_id, settings=config.to_settings())
+        except CatalogRefused as refused:
+            raise dg.Failure(description=str(refused), metadata=refused.numbers) from refused
+    return _report(context, summary, metasync, config)
+
+
 def _report(
     context: dg.AssetExecutionContext,
     summary: SyncSummary,
@@ -210,13 +227,7 @@ def catalog_full_sync(
 ) -> dg.MaterializeResult:
     """The shop's whole catalog as a replace feed upload, followed to its end, then the live
     catalog read back: orphans deleted, drifted or missing items sent again."""
-    shop_id = context.partition_key
-    with shop_guard(metasync, shop_id):
-        try:
-            summary = full_sync(metasync, shop_id, settings=config.to_settings())
-        except CatalogRefused as refused:
-            raise dg.Failure(description=str(refused), metadata=refused.numbers) from refused
-    return _report(context, summary, metasync, config)
+    return _run_sync(context, config, metasync, full_sync)
 
 
 @dg.asset(
@@ -230,10 +241,7 @@ def catalog_delta_sync(
     context: dg.AssetExecutionContext, config: CatalogSyncConfig, metasync: MetasyncResource
 ) -> dg.MaterializeResult:
     """Changes since what Meta accepted, as items_batch calls; nothing sent when unchanged."""
-    shop_id = context.partition_key
-    with shop_guard(metasync, shop_id):
-        summary = delta_sync(metasync, shop_id, settings=config.to_settings())
-    return _report(context, summary, metasync, config)
+    return _run_sync(context, config, metasync, delta_sync)
 
 
 @dg.asset(
@@ -247,10 +255,7 @@ def catalog_stock_price_sync(
     context: dg.AssetExecutionContext, config: CatalogSyncConfig, metasync: MetasyncResource
 ) -> dg.MaterializeResult:
     """Price, sale and stock of items already on Meta, as partial UPDATEs."""
-    shop_id = context.partition_key
-    with shop_guard(metasync, shop_id):
-        summary = stock_and_price_sync(metasync, shop_id, settings=config.to_settings())
-    return _report(context, summary, metasync, config)
+    return _run_sync(context, config, metasync, stock_and_price_sync)
 
 
 @dg.asset(
