@@ -155,13 +155,7 @@ class OmsAdapter:
         with self.engine.begin() as conn:
             order = _load_order(conn, order_id)
             _require_open_order(order)
-            for event_line in lines:
-                line = order.line(event_line.line_id)
-                if not event_line.quantity or event_line.quantity > line.qty_open:
-                    raise OmsError(
-                        f"{order.reference} line {line.sku}: cannot ship {event_line.quantity}, "
-                        f"{line.qty_open} open"
-                    )
+            _require_open_units(order, lines, "ship")
             now = utcnow()
             shipment_id = conn.execute(
                 oms_shipments.insert().values(
@@ -664,6 +658,18 @@ def _require_open_order(order: OmsOrder) -> None:
         raise OmsError(f"order {order.reference} is {order.status}; nothing is left to change")
 
 
+def _require_open_units(order: OmsOrder, lines: list[EventLine], verb: str, note: str = "") -> None:
+    """Each line asks for at least one unit and no more than its open (not yet shipped or
+    cancelled) units; `verb` and `note` word the error."""
+    for event_line in lines:
+        line = order.line(event_line.line_id)
+        if not event_line.quantity or event_line.quantity > line.qty_open:
+            raise OmsError(
+                f"{order.reference} line {line.sku}: cannot {verb} {event_line.quantity}, "
+                f"{line.qty_open} open{note}"
+            )
+
+
 def _open_units(order: OmsOrder) -> list[EventLine]:
     return [
         EventLine(line.line_id, quantity=line.qty_open) for line in order.lines if line.qty_open
@@ -741,13 +747,7 @@ def _append_change(
 def _record_cancellation(
     conn, order, lines, reason_code, reason_description, restock, full, origin, external_ref
 ) -> int:
-    for event_line in lines:
-        line = order.line(event_line.line_id)
-        if not event_line.quantity or event_line.quantity > line.qty_open:
-            raise OmsError(
-                f"{order.reference} line {line.sku}: cannot cancel {event_line.quantity}, "
-                f"{line.qty_open} open (shipped units are refunded, not cancelled)"
-            )
+    _require_open_units(order, lines, "cancel", note=" (shipped units are refunded, not cancelled)")
     cancellation_id = conn.execute(
         oms_cancellations.insert().values(
             order_id=order.order_id,
