@@ -40,20 +40,15 @@ class OrderLedger:
     # -- order map ------------------------------------------------------------------------------
 
     def get(self, shop_id: str, meta_order_id: str) -> MappedOrder | None:
-        with self._db.begin() as conn:
-            row = conn.execute(
-                select(order_map).where(
-                    order_map.c.shop_id == shop_id, order_map.c.meta_order_id == meta_order_id
-                )
-            ).first()
-        return None if row is None else _mapped(row)
+        return self._first_mapping(shop_id, order_map.c.meta_order_id == meta_order_id)
 
     def by_oms_order(self, shop_id: str, oms_order_id: int) -> MappedOrder | None:
+        return self._first_mapping(shop_id, order_map.c.oms_order_id == oms_order_id)
+
+    def _first_mapping(self, shop_id: str, condition) -> MappedOrder | None:
         with self._db.begin() as conn:
             row = conn.execute(
-                select(order_map).where(
-                    order_map.c.shop_id == shop_id, order_map.c.oms_order_id == oms_order_id
-                )
+                select(order_map).where(order_map.c.shop_id == shop_id, condition)
             ).first()
         return None if row is None else _mapped(row)
 
