@@ -31,6 +31,10 @@ WARNING = "warning"
 
 # Store-side reasons (resources.store.RejectionReason values) -> what the seller should do.
 REJECT_ACTIONS: dict[str, str] = {
+    "malformed_row": (
+        "This row has a different number of cells than the header (often a stray comma or "
+        "quote); correct the row and export the file again."
+    ),
     "missing_id": "Give this variant a stable id (the store's variant id) and save it.",
     "id_too_long": "Shorten the variant or product id to 100 characters or fewer.",
     "unsafe_id": "Change the id so it does not start with =, +, - or @.",

@@ -15,6 +15,7 @@ rejected, so nothing is dropped silently.
 """
 
 import codecs
+import csv
 import io
 import logging
 from abc import ABC, abstractmethod
@@ -32,6 +33,9 @@ import pyarrow.csv as pa_csv
 logger = logging.getLogger(__name__)
 
 FIRST_DATA_ROW = 2  # spreadsheet numbering: row 1 is the header
+# A raw column a reader adds when some rows could not be split into the header's cells: the
+# problem for those rows (their other cells are blank), "" for the others.
+ROW_PROBLEM = "_row_problem"
 
 # The store-neutral variant row. All columns are str ("" when unknown) except `source_row`.
 STORE_COLUMNS: tuple[str, ...] = (
@@ -98,6 +102,7 @@ class ExclusionReason(StrEnum):
 class RejectionReason(StrEnum):
     """Why a row that should be a Meta item cannot be one. Each maps to a seller issue."""
 
+    MALFORMED_ROW = "malformed_row"  # the reader could not split the row into the columns
     MISSING_ID = "missing_id"
     ID_TOO_LONG = "id_too_long"
     UNSAFE_ID = "unsafe_id"
@@ -197,10 +202,21 @@ class CsvStoreSource(StoreSource):
         return raw
 
     def _read_text(self, text: str) -> pd.DataFrame:
+        evened = _evened_csv(text)
         try:
-            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+            raw = pd.read_csv(
+                io.StringIO(evened.text if evened else text),
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise self.error(f"not a readable CSV file ({exc})") from exc
+        if evened:
+            if len(raw) != len(evened.problems):  # the two parsers disagree: trust neither
+                raise self.error("not a readable CSV file (rows cannot be told apart)")
+            raw[ROW_PROBLEM] = evened.problems
+        return raw
 
     def _read_bytes(self) -> bytes:
         path = Path(self.location)
@@ -246,6 +262,53 @@ class CsvStoreSource(StoreSource):
             if canonical and canonical != header and canonical not in present:
                 mapping[header] = canonical
         return mapping
+
+
+@dataclass(frozen=True)
+class _EvenedCsv:
+    text: str  # the CSV with every row as wide as the header; ragged rows blanked
+    problems: list[str]  # per data row: why it was blanked, or ""
+
+
+def _evened_csv(text: str) -> _EvenedCsv | None:
+    """The CSV rewritten so every row has the header's cell count, or None when it already has
+    (or cannot be split at all: pandas then says why).
+
+    pandas refuses a whole file for one row with extra cells and silently pads a short one; a
+    row whose cells do not line up with the header would be read shifted, so it is blanked and
+    becomes one reject (`ROW_PROBLEM`) while the other rows sync.
+    """
+    # a description of several hundred KB is legal; the csv module's default limit is 128 KB
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    try:
+        records = [record for record in csv.reader(io.StringIO(text)) if record]
+    except csv.Error:
+        return None
+    if not records:
+        return None
+    width = len(records[0])
+    if all(len(record) == width for record in records):
+        return None
+    rows, problems = [records[0]], []
+    for number, record in enumerate(records[1:], start=FIRST_DATA_ROW):
+        even = len(record) == width
+        rows.append(record if even else [""] * width)
+        problem = f"row {number} has {len(record)} cells, the header has {width}"
+        problems.append("" if even else problem)
+    out = io.StringIO()
+    # every cell quoted: a blanked row of a one-column file must not read as a blank line
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    return _EvenedCsv(out.getvalue(), problems)
+
+
+def split_malformed_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the raw rows a reader could split into cells, a reject for each row it could not)."""
+    if ROW_PROBLEM not in raw.columns:
+        return raw, empty_frame(REJECTED_COLUMNS)
+    problem = raw[ROW_PROBLEM].astype("str")
+    malformed = problem != ""
+    rejected = rejected_rows(raw[["source_row"]], malformed, RejectionReason.MALFORMED_ROW, problem)
+    return raw.loc[~malformed], rejected
 
 
 def _fast_utf8_csv(data: bytes) -> pd.DataFrame | None:

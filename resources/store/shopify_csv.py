@@ -30,6 +30,7 @@ from resources.store.base import (
     excluded_rows,
     per_distinct,
     rejected_rows,
+    split_malformed_rows,
     store_items,
 )
 
@@ -72,6 +73,7 @@ class ShopifyCsvSource(CsvStoreSource):
         ExclusionReason.NO_VARIANT_DATA,
     )
     rejected_order: ClassVar[tuple[str, ...]] = (
+        RejectionReason.MALFORMED_ROW,
         RejectionReason.MISSING_ID,
         RejectionReason.NO_VARIANTS,
     )
@@ -84,6 +86,7 @@ class ShopifyCsvSource(CsvStoreSource):
 
     @classmethod
     def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
+        raw, malformed = split_malformed_rows(raw)
         handle = column(raw, "Handle")
         no_handle = handle == ""
         # one code per handle, in order of first appearance: product fields are computed once
@@ -128,6 +131,7 @@ class ShopifyCsvSource(CsvStoreSource):
             ),
         ]
         rejected = [
+            malformed,
             rejected_rows(frame, no_handle, RejectionReason.MISSING_ID, "row has no Handle"),
             rejected_rows(
                 frame, lonely_first, RejectionReason.NO_VARIANTS, "product has no variant rows"

@@ -29,6 +29,7 @@ from resources.store.base import (
     count_text,
     excluded_rows,
     rejected_rows,
+    split_malformed_rows,
     store_items,
 )
 
@@ -58,6 +59,7 @@ class WooCommerceCsvSource(CsvStoreSource):
         ExclusionReason.DIGITAL,
     )
     rejected_order: ClassVar[tuple[str, ...]] = (
+        RejectionReason.MALFORMED_ROW,
         RejectionReason.MISSING_ID,
         RejectionReason.ORPHAN_VARIATION,
     )
@@ -85,6 +87,7 @@ class WooCommerceCsvSource(CsvStoreSource):
 
     @classmethod
     def to_store_rows(cls, raw: pd.DataFrame) -> StoreRows:
+        raw, malformed = split_malformed_rows(raw)
         frame = raw.copy()
         frame["id"] = column(raw, "ID")
         tokens = _type_tokens(raw)
@@ -128,6 +131,7 @@ class WooCommerceCsvSource(CsvStoreSource):
             excluded_rows(frame, digital, ExclusionReason.DIGITAL, "downloadable or virtual"),
         ]
         rejected = [
+            malformed,
             rejected_rows(frame, no_id, RejectionReason.MISSING_ID, "row has no ID"),
             rejected_rows(
                 frame.assign(item_group_id=parent_id, variant_id=frame["id"]),

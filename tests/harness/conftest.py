@@ -74,3 +74,10 @@ def world(
     yield built
     built.metasync.db().dispose()
     built.oms.dispose()
+
+
+@pytest.fixture
+def woo_world(world: World, sandbox_admin: SandboxAdmin) -> World:
+    """The world plus `cedar`, a shop whose store is a WooCommerce export."""
+    world.onboard(sandbox_admin, ["cedar"], kind="woocommerce_csv")
+    return world

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.catalog.issues import SellerIssueStore
 from pipelines.catalog.sync import CatalogRefused
 from resources.store.base import StoreSourceError
 from sandbox.catalog.models import catalog_backend
@@ -18,7 +19,7 @@ from sandbox.server import SandboxServer
 from tests.harness.conftest import count
 from tests.harness.world import World
 
-DAMAGE = st.sampled_from([
+SHOPIFY_DAMAGE = st.sampled_from([
     ("Variant Price", "-5.00"), ("Variant Price", "abc"), ("Variant Price", "1e400"),
     ("Variant Price", "12,5"), ("Variant Price", ""), ("Variant Price", "=1+1"),
     ("Title", "=HYPERLINK(\"http://evil.example\")"), ("Title", "x" * 200_000),
@@ -26,11 +27,20 @@ DAMAGE = st.sampled_from([
     ("Body (HTML)", "\x00\x01 nul"), ("Variant Inventory Qty", "lots"),
     ("Image Src", "javascript:alert(1)"), ("Handle", ""),
 ])  # fmt: skip
-DAMAGES = st.lists(st.tuples(st.integers(0, 40), DAMAGE), min_size=1, max_size=6)
+WOO_DAMAGE = st.sampled_from([
+    ("Regular price", "-5.00"), ("Regular price", "abc"), ("Regular price", "1e400"),
+    ("Regular price", ""), ("Regular price", "=1+1"), ("Sale price", "-1"),
+    ("Name", "=HYPERLINK(\"http://evil.example\")"), ("Name", "x" * 200_000),
+    ("Name", "+SUM(A1)"), ("SKU", "woo-0"), ("ID", "102"), ("ID", ""),
+    ("Stock", "lots"), ("Images", "javascript:alert(1)"), ("Type", "bundle"),
+    ("Parent", "id:999999"), ("Date sale price ends", "not a date"),
+])  # fmt: skip
 SHAPES = st.sampled_from(["keep", "ragged_short", "ragged_long", "drop_column", "latin-1"])
+OPTIONAL_COLUMN = {"shopify_csv": "Variant Compare At Price", "woocommerce_csv": "Sale price"}
+RAGGED_ROW = {"ragged_short": 3, "ragged_long": 4}  # spreadsheet rows the shapes below damage
 
 
-def damaged_export(good: str, damages, shape: str) -> bytes:
+def damaged_export(good: str, damages, shape: str, optional_column: str) -> bytes:
     rows = list(csv.reader(io.StringIO(good)))
     header, body = rows[0], rows[1:]
     for row_no, (column, value) in damages:
@@ -40,7 +50,7 @@ def damaged_export(good: str, damages, shape: str) -> bytes:
     elif shape == "ragged_long":
         body[2] = [*body[2], "extra", "cells"]
     elif shape == "drop_column":  # an optional column gone
-        drop = header.index("Variant Compare At Price")
+        drop = header.index(optional_column)
         header = header[:drop] + header[drop + 1 :]
         body = [row[:drop] + row[drop + 1 :] for row in body]
     out = io.StringIO()
@@ -55,35 +65,69 @@ def live_items(sandbox: SandboxServer, shop_id: str) -> set[str]:
         return {item.retailer_id for item in items}
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
-@given(damages=DAMAGES, shape=SHAPES)
-def test_a_damaged_export_rejects_rows_with_reasons_and_loses_nothing_on_meta(
-    world: World, sandbox: SandboxServer, damages, shape
-):
-    export = world.store_file("acme")
-    if not hasattr(world, "good_export"):  # once per test: a good sync first
-        world.run("catalog", "acme")
+def store_issues(world: World, shop_id: str) -> dict[str, list[str]]:
+    """Open store-side seller issues: reason -> details."""
+    issues: dict[str, list[str]] = {}
+    for issue in SellerIssueStore(world.metasync.db()).open_issues(shop_id):
+        if issue["source"] == "store":
+            reason = issue["issue_type"].removeprefix("store:")
+            issues.setdefault(reason, []).append(issue["detail"] or "")
+    return issues
+
+
+def sync_damaged_export(world: World, sandbox: SandboxServer, shop_id: str, damages, shape: str):
+    """A good sync once per test, then the damaged export: every raw row is accounted for,
+    a ragged row is one reject naming its row and cell counts, Meta keeps what it had."""
+    export = world.store_file(shop_id)
+    if not hasattr(world, "good_export"):
+        world.run("catalog", shop_id)
         world.good_export = export.read_text(encoding="utf-8")
-    before = live_items(sandbox, "acme")
-    export.write_bytes(damaged_export(world.good_export, damages, shape))
+    before = live_items(sandbox, shop_id)
+    kind = world.metasync.registry().get(shop_id).source_kind
+    export.write_bytes(damaged_export(world.good_export, damages, shape, OPTIONAL_COLUMN[kind]))
     count("bad inputs tried", 1)
 
     try:
-        summary = world.run("catalog", "acme")
-    except (StoreSourceError, CatalogRefused) as refused:  # a refusal must say what and where
-        # TODO(store-ragged-rows): a row with extra cells fails the whole Shopify export ("not a
-        # readable CSV file: Expected 34 fields"); it should be one reject with its reason.
-        assert "acme" in str(refused) or str(export) in str(refused)
+        summary = world.run("catalog", shop_id)
+    except CatalogRefused as refused:  # the snapshot shrank past the guard: said, nothing sent
+        assert f"shop {shop_id}" in str(refused)
     else:
         raw_rows = len(list(csv.reader(io.StringIO(export.read_bytes().decode("latin-1"))))) - 1
         assert summary.items + summary.excluded + summary.store_rejected == raw_rows
         assert summary.store_rejected > 0 or summary.excluded > 0 or shape != "keep"
-    after = live_items(sandbox, "acme")
+        if shape in RAGGED_ROW:
+            row = RAGGED_ROW[shape]
+            width = len(next(csv.reader(io.StringIO(world.good_export))))
+            cells = {"ragged_short": 5, "ragged_long": width + 2}[shape]
+            assert any(
+                detail.startswith(f"row {row} has {cells} cells, the header has")
+                for detail in store_issues(world, shop_id)["malformed_row"]
+            ), store_issues(world, shop_id)
+    after = live_items(sandbox, shop_id)
     # The delta's deletion cap (10%) holds back mass deletions a broken export would cause.
     assert len(before - after) <= max(1, len(before) // 10), sorted(before - after)
     export.write_text(world.good_export, encoding="utf-8")
-    world.run("catalog", "acme")  # back to good for the next example
+    world.run("catalog", shop_id)  # back to good for the next example
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(damages=st.lists(st.tuples(st.integers(0, 40), SHOPIFY_DAMAGE), min_size=1, max_size=6),
+       shape=SHAPES)  # fmt: skip
+def test_a_damaged_export_rejects_rows_with_reasons_and_loses_nothing_on_meta(
+    world: World, sandbox: SandboxServer, damages, shape
+):
+    sync_damaged_export(world, sandbox, "acme", damages, shape)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(damages=st.lists(st.tuples(st.integers(0, 40), WOO_DAMAGE), min_size=1, max_size=6),
+       shape=SHAPES)  # fmt: skip
+def test_a_damaged_woocommerce_export_rejects_rows_with_reasons_and_loses_nothing_on_meta(
+    woo_world: World, sandbox: SandboxServer, damages, shape
+):
+    sync_damaged_export(woo_world, sandbox, "cedar", damages, shape)
 
 
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n\x00\x00binary", b"", b"sku;price\n1;2\n"],
@@ -103,3 +147,4 @@ def test_an_unreadable_export_fails_that_shop_naming_the_file_while_the_other_sy
     world.run("catalog", "bolt")  # the other shop's run goes on
     assert live_items(sandbox, "bolt")
     assert live_items(sandbox, "acme") == before
+

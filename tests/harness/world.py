@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select, update
 
-from pipelines.catalog.generator import write_shopify_csv
+from pipelines.catalog.generator import write_shopify_csv, write_woocommerce_csv
 from pipelines.catalog.sync import SyncSettings, delta_sync, full_sync, read_catalog
 from pipelines.finance.ingest import ingest_finance
 from pipelines.offers.source import read_discounts
@@ -49,6 +49,7 @@ SYNC_SETTINGS = SyncSettings(
     max_batch_requests=4,  # small chunks: a crash can land in the middle of a batch run
     max_shrink_share=0.6,  # the mutated 8-product export swings by a few variants a round
 )
+STORE_WRITERS = {"shopify_csv": write_shopify_csv, "woocommerce_csv": write_woocommerce_csv}
 # The write paths as the schedules and sensors run them, in the order a day runs them.
 WRITE_PATHS = ("catalog", "intake", "push", "capi", "offers", "finance")
 # Crashes also hit the daily replace-feed upload.
@@ -92,16 +93,19 @@ class World:
 
     # -- setup -----------------------------------------------------------------------------------
 
-    def onboard(self, admin: SandboxAdmin, shop_ids: list[str], seed: int = 3) -> None:
+    def onboard(
+        self, admin: SandboxAdmin, shop_ids: list[str], seed: int = 3, kind: str = "shopify_csv"
+    ) -> None:
         registry = ShopRegistry(self.metasync.db(), TokenVault.from_settings())
+        write_export = STORE_WRITERS[kind]
         for index, shop_id in enumerate(shop_ids):
-            store = write_shopify_csv(self.store_file(shop_id), seed=seed + index,
-                                      products=self.products)  # fmt: skip
+            store = write_export(self.store_file(shop_id), seed=seed + index,
+                                 products=self.products)  # fmt: skip
             created = admin.create_shop(shop_id, shop_id.title(), currency="EUR")
             register_from_install(
                 registry, shop_id=shop_id, name=created["name"], install=created,
                 token=created["access_token"], currency="EUR", timezone="UTC",
-                source_kind="shopify_csv", source_location=str(store), onsite_orders=True,
+                source_kind=kind, source_location=str(store), onsite_orders=True,
                 offers=True,
             )  # fmt: skip
             self.write_discounts(shop_id, random.Random(seed + index))

@@ -66,7 +66,7 @@ def test_arrow_reader_matches_pandas_text_exactly(data: bytes) -> None:
     [
         b"Handle,Handle\na,b\n",  # pandas renames the second to Handle.1
         b"Handle,\na,b\n",  # pandas names it "Unnamed: 1"
-        b"Handle,Title\na\n",  # pandas pads a short row
+        b"Handle,Title\na\n",  # a short row: the pandas path makes it a malformed_row reject
         b"Handle,Title\n",  # header only
         b"Handle,Title\nCaf\xe9,x\n",  # cp1252: pandas path adds a note
     ],

@@ -47,6 +47,42 @@ def test_undecodable_file_is_an_error(tmp_path: Path) -> None:
         source_for("shopify_csv", str(path)).read()
 
 
+def test_ragged_rows_are_blanked_and_named_while_the_others_read(tmp_path: Path) -> None:
+    """A row with too many or too few cells (a stray comma or quote) cannot be lined up with
+    the header: its cells are not trusted, and it is one malformed_row reject."""
+    path = tmp_path / "ragged.csv"
+    path.write_text(
+        "Handle,Title,Variant Price\n"
+        "a,Mug,4.50\n"
+        "b,Jumper, large,12.00\n"  # 4 cells
+        '"c,Cap\n'  # an unclosed quote swallows the rest: 1 cell
+    )
+    source = source_for("shopify_csv", str(path))
+    raw = source.read()
+    assert raw["source_row"].tolist() == [2, 3, 4]
+    assert raw["_row_problem"].tolist() == [
+        "",
+        "row 3 has 4 cells, the header has 3",
+        "row 4 has 1 cells, the header has 3",
+    ]
+    assert raw.loc[1, "Handle"] == "" and raw.loc[0, "Handle"] == "a"
+    rows = source.to_store_rows(raw)
+    assert rows.items["variant_id"].tolist() == ["a:default"]
+    assert rows.rejected[["source_row", "reason"]].values.tolist() == [
+        [3, "malformed_row"],
+        [4, "malformed_row"],
+    ]
+
+
+def test_a_short_woocommerce_row_is_a_reject_not_padded(tmp_path: Path) -> None:
+    path = tmp_path / "woo.csv"
+    path.write_text("ID,Type,Name,Regular price\n1,simple,Mug,4.50\n2,simple\n")
+    source = source_for("woocommerce_csv", str(path))
+    rows = source.to_store_rows(source.read())
+    assert rows.items["variant_id"].tolist() == ["1"]
+    assert rows.rejected["detail"].tolist() == ["row 3 has 2 cells, the header has 4"]
+
+
 def test_utf8_bom_and_new_shopify_headers(tmp_path: Path) -> None:
     """The 2024 export's headers (URL handle, Price, Product image URL) map to classic ones."""
     path = tmp_path / "new.csv"
