@@ -8,23 +8,15 @@ import pytest
 from resources.meta.finance import FinanceApi
 from resources.meta.orders import OrdersApi
 from resources.meta.orders_models import Money, RefundItem, TrackingInfo
-from resources.meta.transport import GraphClient, RetryPolicy
 
 
 @pytest.fixture
-def apis(onboard, registry, sandbox):
-    profile = onboard("acme", currency="USD")
-    graph = GraphClient(
-        shop_id="acme",
-        token=registry.token_for("acme"),
-        base_url=sandbox.url,
-        retry=RetryPolicy(max_attempts=1),
-    )
-    yield (
+def apis(usd_shop):
+    profile, graph = usd_shop
+    return (
         OrdersApi(graph, cms_id=profile.cms_id, page_id=profile.page_id),
         FinanceApi(graph, cms_id=profile.cms_id, page_id=profile.page_id),
     )
-    graph.close()
 
 
 def ship_order(sandbox_admin, orders: OrdersApi, n: int, tax_remitted: bool) -> str:

@@ -16,20 +16,12 @@ from resources.meta.orders_models import (
     ShipmentItem,
     TrackingInfo,
 )
-from resources.meta.transport import GraphClient, RetryPolicy
 
 
 @pytest.fixture
-def shop(onboard, registry, sandbox):
-    profile = onboard("acme", currency="USD")
-    graph = GraphClient(
-        shop_id="acme",
-        token=registry.token_for("acme"),
-        base_url=sandbox.url,
-        retry=RetryPolicy(max_attempts=1),
-    )
-    yield profile, OrdersApi(graph, cms_id=profile.cms_id, page_id=profile.page_id)
-    graph.close()
+def shop(usd_shop):
+    profile, graph = usd_shop
+    return profile, OrdersApi(graph, cms_id=profile.cms_id, page_id=profile.page_id)
 
 
 def place(sandbox_admin, **order) -> str:
