@@ -92,14 +92,21 @@ prices_st = st.lists(
 )
 
 
-@given(lines=prices_st, data=st.data())
-def test_allocations_sum_exactly_to_each_order_discount(lines, data):
+def _order_with_drawn_discount(lines, data):
+    """The order of (quantity, unit price in cents) lines with an order-level discount drawn
+    between nothing and the whole order; returns the priced order and the discount in cents."""
     gross = sum(q * p for q, p in lines)
     discount_minor = data.draw(st.integers(min_value=0, max_value=gross))
     priced = _order(
         [q for q, _ in lines], [str(from_minor(p, "EUR")) for _, p in lines],
         str(from_minor(discount_minor, "EUR")),
     )  # fmt: skip
+    return priced, discount_minor
+
+
+@given(lines=prices_st, data=st.data())
+def test_allocations_sum_exactly_to_each_order_discount(lines, data):
+    priced, discount_minor = _order_with_drawn_discount(lines, data)
     total = sum(to_minor(line.order_discount_total, "EUR") for line in priced.lines)
     assert total == discount_minor
     assert all(line.net >= 0 for line in priced.lines)
@@ -108,12 +115,7 @@ def test_allocations_sum_exactly_to_each_order_discount(lines, data):
 @given(lines=prices_st, data=st.data())
 def test_refunding_one_unit_at_a_time_returns_exactly_what_was_paid(lines, data):
     """Repeated partial refunds never drift by a cent, and none exceeds what is left to refund."""
-    gross = sum(q * p for q, p in lines)
-    discount_minor = data.draw(st.integers(min_value=0, max_value=gross))
-    priced = _order(
-        [q for q, _ in lines], [str(from_minor(p, "EUR")) for _, p in lines],
-        str(from_minor(discount_minor, "EUR")),
-    )  # fmt: skip
+    priced, _ = _order_with_drawn_discount(lines, data)
     for line in priced.lines:
         refunded_qty, refunded = 0, Decimal(0)
         while refunded_qty < line.quantity:
