@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
 
+from resources.currencies import unknown_currency_problem
 from resources.db import MetasyncDatabase
 from resources.db.schema import shops
 from resources.db.types import utcnow
@@ -86,6 +87,10 @@ class VaultError(RuntimeError):
     pass
 
 
+class InvalidShop(ValueError):
+    """A shop profile that cannot be registered; the message says which shop and why."""
+
+
 def token_fingerprint(token: str) -> str:
     """A short, non-reversible name for a token, safe to log."""
     return hashlib.sha256(token.encode()).hexdigest()[:12]
@@ -147,6 +152,11 @@ class ShopRegistry:
 
     def add(self, profile: ShopProfile, token: str) -> ShopProfile:
         """Insert or replace a shop and its token."""
+        # Checked here, not on ShopProfile: a profile stored before the check must still load
+        # (its catalog run then fails with the same message) without breaking other shops.
+        problem = unknown_currency_problem(profile.currency)
+        if problem:
+            raise InvalidShop(f"shop {profile.shop_id}: {problem}")
         now = utcnow()
         values = _profile_columns(profile) | {
             "token_ciphertext": self._vault.encrypt(token),

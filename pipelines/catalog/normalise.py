@@ -36,6 +36,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field, field_validator
 
+from resources.currencies import (
+    CURRENCIES,
+    FOUR_DECIMAL,
+    THREE_DECIMAL,
+    ZERO_DECIMAL,
+    unknown_currency_problem,
+)
 from resources.store import (
     EXCLUDED_COLUMNS,
     REJECTED_COLUMNS,
@@ -44,23 +51,6 @@ from resources.store import (
     source_class,
 )
 from resources.store.base import concat_frames, per_distinct, rejected_rows
-
-# ISO 4217 active codes with their minor units; absent from ZERO/THREE/FOUR means 2.
-ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()
-)
-THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
-FOUR_DECIMAL = frozenset("CLF UYW".split())
-TWO_DECIMAL = frozenset(
-    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP
-    BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD
-    FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT
-    LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO
-    NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS
-    SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED VES WST XCD
-    XCG YER ZAR ZMW ZWG ZWL""".split()
-)
-CURRENCIES = ZERO_DECIMAL | THREE_DECIMAL | FOUR_DECIMAL | TWO_DECIMAL
 
 AVAILABILITY = frozenset(
     {"in stock", "out of stock", "preorder", "available for order", "discontinued"}
@@ -170,6 +160,15 @@ class ShopContext(BaseModel):
     product_url_template: str | None = None
     admin_url_template: str | None = None  # where a seller fixes a rejected row
     brand: str | None = None  # used when the store gives no brand (Meta requires one)
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        # otherwise every row would be a bad_currency reject the seller cannot fix in the store
+        problem = unknown_currency_problem(value)
+        if problem:
+            raise ValueError(f"shop {problem}; correct the shop's registration")
+        return value
 
     @field_validator("timezone")
     @classmethod

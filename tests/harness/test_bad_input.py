@@ -10,9 +10,12 @@ import io
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from pipelines.catalog.issues import SellerIssueStore
 from pipelines.catalog.sync import CatalogRefused
+from resources.db.schema import shops
+from resources.shops import InvalidShop
 from resources.store.base import StoreSourceError
 from sandbox.catalog.models import catalog_backend
 from sandbox.server import SandboxServer
@@ -148,3 +151,24 @@ def test_an_unreadable_export_fails_that_shop_naming_the_file_while_the_other_sy
     assert live_items(sandbox, "bolt")
     assert live_items(sandbox, "acme") == before
 
+
+def test_an_unknown_currency_is_refused_at_registration_and_fails_only_that_shops_run(
+    world: World, sandbox: SandboxServer
+):
+    registry = world.metasync.registry()
+    acme = registry.get("acme")
+    count("bad inputs tried", 2)
+    with pytest.raises(InvalidShop, match="shop acme: currency 'XYZ' is not an ISO 4217 code"):
+        registry.add(acme.model_copy(update={"currency": "XYZ"}), token="EAAB-any")
+    assert registry.get("acme").currency == "EUR"
+
+    # a shop stored before the check: its catalog run says why instead of rejecting every row
+    world.run("catalog", "acme")
+    before = live_items(sandbox, "acme")
+    with world.metasync.db().begin() as conn:
+        conn.execute(update(shops).where(shops.c.shop_id == "acme").values(currency="XYZ"))
+    with pytest.raises(ValueError, match="currency 'XYZ' is not an ISO 4217 code"):
+        world.run("catalog", "acme")
+    assert live_items(sandbox, "acme") == before
+    world.run("catalog", "bolt")
+    assert live_items(sandbox, "bolt")
