@@ -133,14 +133,20 @@ def write_rows(path: Path, columns: list[str], rows: list[dict[str, str]]) -> Pa
     return path
 
 
+def cached_export(kind: str, tmp_path: Path, products: int):
+    """A generated export written to tmp_path/export.csv and an empty snapshot cache beside it:
+    (columns, rows, path, cache)."""
+    columns, rows = base_export(kind, tmp_path, products)
+    path = write_rows(tmp_path / "export.csv", columns, rows)
+    return columns, rows, path, SnapshotCache(tmp_path / "cache")
+
+
 def product_rows_of(rows: list[dict[str, str]], handle: str) -> list[int]:
     return [number + 2 for number, row in enumerate(rows) if row["Handle"] == handle]
 
 
 def test_only_changed_products_are_normalised_again(tmp_path, shop, normalised_rows) -> None:
-    columns, rows = base_export("shopify_csv", tmp_path, products=8)
-    cache = SnapshotCache(tmp_path / "cache")
-    path = write_rows(tmp_path / "export.csv", columns, rows)
+    columns, rows, path, cache = cached_export("shopify_csv", tmp_path, products=8)
     assert_same(*snapshot("shopify_csv", path, shop, NOW, cache))
     assert normalised_rows == [list(range(2, len(rows) + 2))]  # cold: everything
 
@@ -158,9 +164,7 @@ def test_only_changed_products_are_normalised_again(tmp_path, shop, normalised_r
 def test_moved_rows_keep_cached_output_with_their_new_row_numbers(
     tmp_path, shop, normalised_rows
 ) -> None:
-    columns, rows = base_export("shopify_csv", tmp_path, products=8)
-    cache = SnapshotCache(tmp_path / "cache")
-    path = write_rows(tmp_path / "export.csv", columns, rows)
+    columns, rows, path, cache = cached_export("shopify_csv", tmp_path, products=8)
     snapshot("shopify_csv", path, shop, NOW, cache)
     normalised_rows.clear()
     last = [row for row in rows if row["Handle"] == "product-7"]
@@ -174,9 +178,7 @@ def test_moved_rows_keep_cached_output_with_their_new_row_numbers(
 def test_a_duplicate_id_in_a_changed_product_rejects_the_unchanged_copy_too(
     tmp_path, shop, normalised_rows
 ) -> None:
-    columns, rows = base_export("shopify_csv", tmp_path, products=8)
-    cache = SnapshotCache(tmp_path / "cache")
-    path = write_rows(tmp_path / "export.csv", columns, rows)
+    columns, rows, path, cache = cached_export("shopify_csv", tmp_path, products=8)
     snapshot("shopify_csv", path, shop, NOW, cache)
     first = next(row for row in rows if row["Handle"] == "product-4" and row["Variant SKU"])
     copy = next(row for row in rows if row["Handle"] == "product-6" and row["Variant SKU"])
@@ -193,9 +195,7 @@ def test_a_duplicate_id_in_a_changed_product_rejects_the_unchanged_copy_too(
 
 
 def test_a_sale_ending_between_snapshots_is_normalised_again(tmp_path, shop) -> None:
-    columns, rows = base_export("woocommerce_csv", tmp_path, products=9)
-    cache = SnapshotCache(tmp_path / "cache")
-    path = write_rows(tmp_path / "export.csv", columns, rows)
+    columns, rows, path, cache = cached_export("woocommerce_csv", tmp_path, products=9)
     during = datetime(2030, 1, 15, tzinfo=UTC)
     incremental, full = snapshot("woocommerce_csv", path, shop, during, cache)
     on_sale = incremental.items["sale_price_effective_date"] != ""
@@ -209,9 +209,7 @@ def test_a_sale_ending_between_snapshots_is_normalised_again(tmp_path, shop) -> 
 def test_other_limits_or_an_unreadable_cache_mean_a_full_normalisation(
     tmp_path, shop, normalised_rows
 ) -> None:
-    columns, rows = base_export("shopify_csv", tmp_path, products=6)
-    cache = SnapshotCache(tmp_path / "cache")
-    path = write_rows(tmp_path / "export.csv", columns, rows)
+    columns, rows, path, cache = cached_export("shopify_csv", tmp_path, products=6)
     raw = source_for("shopify_csv", str(path)).read()
     normalise_incremental(raw, "shopify_csv", shop, FieldLimits(), NOW, cache)
     shorter = FieldLimits(title=5)
