@@ -31,7 +31,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,7 +40,7 @@ import pandas as pd
 
 from pipelines.catalog.diff import diff_catalog
 from pipelines.catalog.generator import COLORS, NAMES, SHOPIFY_COLUMNS, SIZES, VENDORS
-from pipelines.catalog.normalise import ShopContext, normalise_catalog
+from pipelines.catalog.normalise import NormalisedCatalog, ShopContext, normalise_catalog
 from pipelines.catalog.snapshot_cache import SnapshotCache, normalise_incremental
 from resources.store import source_for
 
@@ -191,30 +191,29 @@ def _timed(figures: dict[str, float], stage: str) -> Iterator[None]:
 
 def run(path: Path) -> dict[str, float]:
     """Figures for one snapshot + diff of the export at `path`."""
-    figures: dict[str, float] = {"rss_before_mb": peak_rss_mb()}
-    with _timed(figures, "read"):
-        raw = source_for("shopify_csv", str(path)).read()
-    with _timed(figures, "normalise"):
-        catalog = normalise_catalog(raw, "shopify_csv", SHOP, now=NOW)
-    del raw
-    ledger = ledger_with_churn(catalog.items)
-    with _timed(figures, "diff"):
-        changes = diff_catalog(catalog.items, ledger)
-    figures["peak_rss_mb"] = peak_rss_mb()
-    figures.update({f"n_{key}": value for key, value in catalog.counts().items()})
-    figures.update({f"n_{key}": value for key, value in changes.counts().items()})
-    return figures
+    return _profile(path, lambda raw: normalise_catalog(raw, "shopify_csv", SHOP, now=NOW))
 
 
 def run_incremental(path: Path, cache_dir: Path) -> dict[str, float]:
     """Figures for one snapshot + diff through the snapshot cache in `cache_dir`."""
+    return _profile(
+        path,
+        lambda raw: normalise_incremental(
+            raw, "shopify_csv", SHOP, now=NOW, cache=SnapshotCache(cache_dir)
+        ),
+    )
+
+
+def _profile(
+    path: Path, normalise: Callable[[pd.DataFrame], NormalisedCatalog]
+) -> dict[str, float]:
+    """Read the export at `path`, normalise it with `normalise`, diff it against a churned
+    ledger: the time of each stage, peak memory and the counts of both."""
     figures: dict[str, float] = {"rss_before_mb": peak_rss_mb()}
     with _timed(figures, "read"):
         raw = source_for("shopify_csv", str(path)).read()
     with _timed(figures, "normalise"):
-        catalog = normalise_incremental(
-            raw, "shopify_csv", SHOP, now=NOW, cache=SnapshotCache(cache_dir)
-        )
+        catalog = normalise(raw)
     del raw
     ledger = ledger_with_churn(catalog.items)
     with _timed(figures, "diff"):
