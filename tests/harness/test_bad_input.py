@@ -6,6 +6,8 @@ message naming the file and the problem."""
 
 import csv
 import io
+import sqlite3
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +17,11 @@ from sqlalchemy import update
 from pipelines.catalog.issues import SellerIssueStore
 from pipelines.catalog.sync import CatalogRefused
 from resources.db.schema import shops
+from resources.onboarding import register_from_install
 from resources.shops import InvalidShop
 from resources.store.base import StoreSourceError
 from sandbox.catalog.models import catalog_backend
+from sandbox.client import SandboxAdmin
 from sandbox.server import SandboxServer
 from tests.harness.conftest import count
 from tests.harness.world import World
@@ -172,3 +176,104 @@ def test_an_unknown_currency_is_refused_at_registration_and_fails_only_that_shop
     assert live_items(sandbox, "acme") == before
     world.run("catalog", "bolt")
     assert live_items(sandbox, "bolt")
+
+
+# -- SQL table stores ------------------------------------------------------------------------
+
+SQL_COLUMNS = ("variant_id", "product_id", "title", "price", "currency", "image_link", "link",
+               "brand", "inventory", "sale_price", "description")  # fmt: skip
+SQL_DAMAGE = st.sampled_from([
+    ("price", None), ("price", "abc"), ("price", -5), ("price", "-5.00"), ("price", 12.345),
+    ("price", b"\x00\x01"), ("price", "1e400"), ("title", None), ("title", "x" * 200_000),
+    ("title", "=HYPERLINK(\"http://evil.example\")"), ("variant_id", "v0"), ("variant_id", None),
+    ("inventory", "lots"), ("inventory", 3.7), ("currency", "XYZ"), ("sale_price", "-1"),
+    ("image_link", 42), ("link", "javascript:alert(1)"), ("description", "\x00 nul"),
+])  # fmt: skip
+SQL_SHAPES = st.sampled_from(["keep", "drop_optional", "extra_column"])
+
+
+def good_sql_rows(count: int = 12) -> list[dict]:
+    return [
+        {"variant_id": f"v{i}", "product_id": f"p{i // 3}", "title": f"Mug {i}",
+         "price": "12.50", "currency": "", "image_link": f"https://img.example/{i}.jpg",
+         "link": f"https://shop.example/p/{i}", "brand": "Harness", "inventory": 5,
+         "sale_price": None, "description": "<p>A mug</p>"}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def write_sql_store(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """The store's table, typed as a seller's would be (NUMERIC money, INTEGER stock); SQLite
+    keeps whatever a row holds, so wrong types reach the reader as they would from a view."""
+    types = {"price": "NUMERIC", "sale_price": "NUMERIC", "inventory": "INTEGER"}
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE IF EXISTS variants")
+        declared = ", ".join(f"{c} {types.get(c, 'TEXT')}" for c in columns)
+        db.execute(f"CREATE TABLE variants ({declared})")
+        marks = ", ".join("?" for _ in columns)
+        db.executemany(
+            f"INSERT INTO variants VALUES ({marks})",
+            [tuple(row.get(c) for c in columns) for row in rows],
+        )
+
+
+@pytest.fixture
+def sql_shop(world: World, sandbox_admin: SandboxAdmin) -> Path:
+    """`dune`, a shop whose store is an SQL table; the path of its SQLite database."""
+    store = world.workdir / "dune-store.db"
+    write_sql_store(store, good_sql_rows(), SQL_COLUMNS)
+    created = sandbox_admin.create_shop("dune", "Dune", currency="EUR")
+    register_from_install(
+        world.metasync.registry(), shop_id="dune", name="Dune", install=created,
+        token=created["access_token"], currency="EUR", timezone="UTC", source_kind="sql",
+        source_location=f"sqlite:///{store}#variants",
+    )  # fmt: skip
+    world.run("catalog", "dune")
+    return store
+
+
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(damages=st.lists(st.tuples(st.integers(0, 11), SQL_DAMAGE), min_size=1, max_size=5),
+       shape=SQL_SHAPES)  # fmt: skip
+def test_a_damaged_sql_table_rejects_rows_with_reasons_and_loses_nothing_on_meta(
+    world: World, sandbox: SandboxServer, sql_shop: Path, damages, shape
+):
+    rows, columns = good_sql_rows(), SQL_COLUMNS
+    for row_no, (column, value) in damages:
+        rows[row_no][column] = value
+    if shape == "drop_optional":
+        columns = tuple(c for c in columns if c not in ("inventory", "description"))
+    elif shape == "extra_column":
+        columns = (*columns, "notes")
+    before = live_items(sandbox, "dune")
+    write_sql_store(sql_shop, rows, columns)
+    count("bad inputs tried", 1)
+
+    summary = world.run("catalog", "dune")
+    assert summary.items + summary.excluded + summary.store_rejected == len(rows)
+    assert summary.store_rejected > 0 or shape != "keep"
+    after = live_items(sandbox, "dune")
+    assert len(before - after) <= max(1, len(before) // 10), sorted(before - after)
+    write_sql_store(sql_shop, good_sql_rows(), SQL_COLUMNS)
+    world.run("catalog", "dune")  # back to good for the next example
+
+
+@pytest.mark.parametrize("problem", ["no_price_column", "no_table"])
+def test_an_unreadable_sql_store_fails_that_shop_naming_the_table(
+    world: World, sandbox: SandboxServer, sql_shop: Path, problem: str
+):
+    before = live_items(sandbox, "dune")
+    if problem == "no_price_column":
+        write_sql_store(sql_shop, good_sql_rows(), tuple(c for c in SQL_COLUMNS if c != "price"))
+    else:
+        with sqlite3.connect(sql_shop) as db:
+            db.execute("DROP TABLE variants")
+    count("bad inputs tried", 1)
+
+    with pytest.raises(StoreSourceError) as failed:
+        world.run("catalog", "dune")
+    assert f"{sql_shop}#variants" in str(failed.value)
+    assert {"no_price_column": "missing required column(s) price",
+            "no_table": "'variants' not found"}[problem] in failed.value.problem  # fmt: skip
+    assert live_items(sandbox, "dune") == before
