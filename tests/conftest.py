@@ -1,10 +1,14 @@
 """Shared fixtures: an isolated state folder per test, a live sandbox, a registry."""
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from resources.db import MetasyncDatabase
 from resources.onboarding import register_from_install
@@ -144,26 +148,32 @@ def postgres_url() -> Iterator[str]:
     Never skipped: CI starts PostgreSQL before the tests, and a missing server must fail loudly.
     Set METASYNC_TEST_PG_ADMIN_URL to point at another server.
     """
-    import os
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     admin_url = os.environ.get("METASYNC_TEST_PG_ADMIN_URL", POSTGRES_ADMIN_URL)
-    name = f"metasync_test_{uuid.uuid4().hex[:12]}"
+    url = create_database(admin_url, "metasync_test")
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    """A new database named `prefix` plus a random suffix on `admin_url`'s server; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    """Drop the database at `url`, ending its open connections first."""
+    name = make_url(url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()

@@ -31,7 +31,7 @@ import pytest
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from kombu import Connection
-from sqlalchemy import DateTime, create_engine, select, text
+from sqlalchemy import DateTime, select
 from sqlalchemy.engine import make_url
 
 from pipelines.catalog.assets import catalog_assets
@@ -69,7 +69,7 @@ from resources.shops import ShopRegistry, TokenVault
 from sandbox.client import SandboxAdmin
 from sandbox.orders.allocation import business_days_after
 from sandbox.server import SandboxServer
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, create_database, drop_database
 from tests.integration.finance.scenario import OrderPlayer
 
 SHOPS = [f"shop-{n:02d}" for n in range(10)]
@@ -96,27 +96,6 @@ COMPARED_TABLES = [
 # Ids each sandbox hands out in the order requests reach it (batch handles, upload sessions,
 # item and snapshot ids): the order differs between two workers and one process.
 DIFFERING_COLUMNS = {"id", "snapshot_id", "handle", "last_handle", "upload_session_id"}
-
-
-def _create_database(admin_url: str) -> str:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"metasync_app_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 @dataclass
@@ -147,12 +126,14 @@ def worlds(postgres_url: str, tmp_path: Path) -> Iterator[dict[str, World]]:
     try:
         for name in ("celery", "in_process"):
             sandbox = SandboxServer(admin=True).__enter__()
-            made[name] = World(name, sandbox, _create_database(admin_url), tmp_path / name)
+            made[name] = World(
+                name, sandbox, create_database(admin_url, "metasync_app"), tmp_path / name
+            )
         yield made
     finally:
         for world in made.values():
             world.sandbox.__exit__(None, None, None)
-            _drop_database(admin_url, world.database_url)
+            drop_database(admin_url, world.database_url)
 
 
 def line(sku: str, quantity: int, price: str) -> dict:
