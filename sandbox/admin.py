@@ -37,6 +37,7 @@ class FaultSpec(BaseModel):
     subcode: int | None = 463
     regain_minutes: float = 0.02
     delay_seconds: float = 2.0
+    malform: str = "truncate"
 
 
 class SavePath(BaseModel):

@@ -15,10 +15,11 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from sandbox.core.errors import GraphApiError, InvalidToken, ServiceUnavailable, Throttled
+from sandbox.core.faults import malformed_body
 from sandbox.core.routing import (
     GraphCall,
     check_appsecret_proof,
@@ -115,7 +116,7 @@ async def _handle(state, request, version, path, params, files) -> JSONResponse:
         # Outside the lock: the client gives up while other shops' calls go on.
         time.sleep(fault.delay_seconds)
         raise ServiceUnavailable("Request timed out")
-    if fault is not None and fault.kind != "apply_then_500":
+    if fault is not None and fault.kind not in ("apply_then_500", "malformed"):
         _raise_fault(state, shop, fault)
 
     call = GraphCall(
@@ -132,9 +133,13 @@ async def _handle(state, request, version, path, params, files) -> JSONResponse:
     )
     with state.lock:
         answer = dispatch(call)
-    if fault is not None:  # apply_then_500: the effect happened, the answer is lost
+    if fault is not None and fault.kind == "apply_then_500":  # the effect happened, answer lost
         raise ServiceUnavailable()
     headers = usage_headers | answer.headers
+    if fault is not None:  # malformed: applied, answered 200 with a broken body
+        body = malformed_body(answer.body, fault.malform)
+        text = body if isinstance(body, str) else json.dumps(body)
+        return Response(text, status_code=200, headers=headers, media_type="application/json")
     return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 

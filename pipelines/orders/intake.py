@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from pipelines.orders.ledger import OrderLedger
 from pipelines.orders.mapping import ImportIssueCode, OrderImportError, draft_from_meta_order
 from pipelines.orders.policy import Outcome, decide, decide_code
@@ -140,7 +142,30 @@ class ImportOutcome:
 
 
 def import_order_by_id(ctx: OrdersContext, meta_order_id: str) -> ImportOutcome:
-    return import_meta_order(ctx, ctx.api.get_order(meta_order_id))
+    try:
+        order = ctx.api.get_order(meta_order_id)
+    except ValidationError as exc:
+        return _record_malformed(ctx, meta_order_id, exc)
+    return import_meta_order(ctx, order)
+
+
+def _record_malformed(ctx: OrdersContext, meta_order_id: str, exc: ValidationError):
+    """Meta's answer for the order is malformed: an issue with what is wrong; the order stays
+    CREATED on Meta, so the next intake reads it again."""
+    problems = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    logger.warning("shop %s: order %s malformed on Meta: %s", ctx.shop_id, meta_order_id, problems)
+    ctx.ledger.record_issue(
+        ctx.shop_id,
+        meta_order_id,
+        code="malformed_order",
+        reason=f"Meta's answer for this order is malformed ({problems})",
+        call_to_action="Nothing to do unless it persists: the next intake reads the order again",
+        action_taken="held",
+        admin_url=ctx.commerce_manager_url,
+    )
+    return ImportOutcome(meta_order_id, "issue", issue_code="malformed_order")
 
 
 def import_meta_order(ctx: OrdersContext, order: MetaOrder) -> ImportOutcome:
@@ -340,15 +365,18 @@ def list_created_orders(
     *,
     fields: str = SUMMARY_ORDER_FIELDS,
     page_size: int | None = None,
+    malformed: list[str] | None = None,
 ) -> list[MetaOrder]:
     """CREATED orders (summary fields, or `fields`), oldest change first, following every page
-    (`page_size` orders a page; None: Graph's default of 25)."""
+    (`page_size` orders a page; None: Graph's default of 25). Ids of orders listed malformed
+    go to `malformed`."""
     orders = list(
         api.list_orders(
             states=(OrderState.CREATED,),
             updated_after=updated_after,
             fields=fields,
             limit=page_size,
+            malformed=malformed,
         )
     )
     orders.sort(key=lambda o: (o.last_updated or datetime.min.replace(tzinfo=UTC), o.id))
@@ -402,8 +430,11 @@ def run_order_intake(
     """List the shop's CREATED orders (or take `order_ids`), import, acknowledge: the same
     logic the ingest_orders job runs, without Dagster."""
     with orders_context(metasync, oms, shop_id, policy) as ctx:
-        ids = order_ids if order_ids is not None else [o.id for o in list_created_orders(ctx.api)]
-        return ingest_orders(ctx, ids)
+        if order_ids is not None:
+            return ingest_orders(ctx, order_ids)
+        malformed: list[str] = []  # read again one by one: an issue if still malformed
+        listed = [o.id for o in list_created_orders(ctx.api, malformed=malformed)]
+        return ingest_orders(ctx, [*listed, *malformed])
 
 
 __all__ = [

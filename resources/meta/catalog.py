@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from resources.meta.catalog_models import (
     BatchStatus,
     DiagnosticGroup,
@@ -31,7 +33,7 @@ from resources.meta.catalog_models import (
     UploadError,
     UploadSession,
 )
-from resources.meta.errors import GraphError
+from resources.meta.errors import GraphError, GraphTransientError
 from resources.meta.transport import GraphClient
 
 logger = logging.getLogger(__name__)
@@ -117,7 +119,16 @@ class CatalogApi:
         rows = answer.get("data") or []
         if not rows:
             raise GraphError(f"check_batch_request_status for handle {handle[:12]}... was empty")
-        return BatchStatus.model_validate(rows[0])
+        try:
+            return BatchStatus.model_validate(rows[0])
+        except ValidationError as exc:
+            # transient: the handle stays recorded, so this or the next run follows it again
+            fields = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+            raise GraphTransientError(
+                f"check_batch_request_status for handle {handle[:12]}...: malformed answer "
+                f"({fields or 'no status'})",
+                is_transient=True,
+            ) from None
 
     def wait_for_handles(
         self,
@@ -243,7 +254,13 @@ class CatalogApi:
         if error_priority:
             params["error_priority"] = error_priority
         for row in self.graph.paginate(f"{self.catalog_id}/products", params):
-            yield ProductItem.model_validate(row)
+            try:
+                yield ProductItem.model_validate(row)
+            except ValidationError as exc:
+                # skipped, not fatal: the read-back then finds the item missing and sends it
+                # again, which a malformed answer cannot make wrong
+                item_id = row.get("id") if isinstance(row, dict) else None
+                logger.warning("malformed product %r in the catalog read skipped: %s", item_id, exc)
 
     def product(self, item_id: str, fields: Sequence[str] = DEFAULT_PRODUCT_FIELDS) -> ProductItem:
         answer = self.graph.get(item_id, {"fields": ",".join((*fields, "errors"))})

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from resources.meta.orders_models import (
     AckResult,
     CancelItem,
@@ -127,8 +129,12 @@ class OrdersApi:
         filters: list[str] | None = None,
         fields: str = DEFAULT_ORDER_FIELDS,
         limit: int | None = None,
+        malformed: list[str] | None = None,
     ) -> Iterator[MetaOrder]:
-        """Every order in any of `states` (OR) matching all `filters` (AND), following pages."""
+        """Every order in any of `states` (OR) matching all `filters` (AND), following pages.
+
+        A row Meta sent malformed is skipped with a warning, not fatal to the listing; its id
+        (when it has one) is added to `malformed` so the caller can read that order again."""
         params: dict[str, Any] = {"state": ",".join(states), "fields": fields}
         if updated_after is not None:
             params["updated_after"] = unix_seconds(updated_after)
@@ -139,7 +145,13 @@ class OrdersApi:
         if limit:
             params["limit"] = limit
         for row in self.graph.paginate(f"{self.cms_id}/commerce_orders", params):
-            yield MetaOrder.model_validate(row)
+            try:
+                yield MetaOrder.model_validate(row)
+            except ValidationError as exc:
+                order_id = row.get("id") if isinstance(row, dict) else None
+                logger.warning("malformed order %r in a listing skipped: %s", order_id, exc)
+                if malformed is not None and isinstance(order_id, str):
+                    malformed.append(order_id)
 
     def get_order(self, order_id: str, fields: str = DEFAULT_ORDER_FIELDS) -> MetaOrder:
         return MetaOrder.model_validate(self.graph.get(order_id, {"fields": fields}))

@@ -226,7 +226,13 @@ class GraphClient:
         page_params = dict(params or {})
         for _ in range(max_pages):
             page = self.get(path, page_params)
-            yield from page.get("data", [])
+            data = page.get("data")
+            if not isinstance(data, list):  # a string would be iterated character by character
+                raise GraphTransientError(
+                    f"{path}: malformed answer: data is {type(data).__name__}, not a list",
+                    is_transient=True,
+                )
+            yield from data
             paging = page.get("paging") or {}
             if not paging.get("next"):
                 return
@@ -381,11 +387,11 @@ def _decode(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        return (
-            {"error": {"message": f"non-JSON answer ({len(response.content)} bytes)", "code": None}}
-            if not response.is_success
-            else {}
-        )
+        # A success whose body is not JSON (cut by a proxy, a half-written answer) used to read
+        # as `{}`: an empty order list or status page, silently. It is a transient error now:
+        # retried, then the run fails saying so; a write is replayed with its idempotency key.
+        problem = f"malformed answer: not JSON ({len(response.content)} bytes)"
+        return {"error": {"message": problem, "code": None, "is_transient": response.is_success}}
 
 
 def _after_cursor(paging: Mapping[str, Any]) -> str:

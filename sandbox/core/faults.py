@@ -9,16 +9,23 @@ Kinds: `http_500` (code 2, transient), `timeout` (the answer is delayed past the
 timeout, then a 504), `throttle` (a throttle code plus usage headers saying when access returns),
 `token_expired` (190 with `subcode`, 463 by default or None for a bare 190 "invalid OAuth access
 token"; the shop's token stays invalid until rotated), `apply_then_500`
-(the write is applied, then the answer is lost: the client must replay with the same key).
+(the write is applied, then the answer is lost: the client must replay with the same key),
+`malformed` (the call is applied and answered 200 with a broken body, `malform` says how:
+`truncate` cuts the JSON mid-way, `wrong_types` and `drop_fields` damage the first element of
+`data` - or the body itself - keeping its `id` so the damaged object can still be named).
 Domain-specific faults (partial batch failures, handles ending in error, slow upload sessions)
 are options of the domain backends.
 """
 
+import copy
+import json
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-FAULT_KINDS = ("http_500", "timeout", "throttle", "token_expired", "apply_then_500")
+FAULT_KINDS = ("http_500", "timeout", "throttle", "token_expired", "apply_then_500", "malformed")
+MALFORMS = ("truncate", "wrong_types", "drop_fields")
 
 
 @dataclass
@@ -33,11 +40,14 @@ class FaultRule:
     subcode: int | None = 463  # token_expired: 463 expired, 460 password changed, None bare 190
     regain_minutes: float = 0.02
     delay_seconds: float = 2.0
+    malform: str = "truncate"  # malformed: how the body is broken
     fired: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if self.malform not in MALFORMS:
+            raise ValueError(f"unknown malform {self.malform!r}; one of {', '.join(MALFORMS)}")
 
     def matches(self, shop_id: str, method: str, route: str) -> bool:
         if self.times is not None and self.fired >= self.times:
@@ -73,3 +83,26 @@ class FaultInjector:
                 self.injected[rule.kind] = self.injected.get(rule.kind, 0) + 1
                 return rule
         return None
+
+
+def malformed_body(body: Any, malform: str) -> Any:
+    """`body` broken as `malform` says: a JSON text cut mid-way (`truncate`), or the body with
+    its first data element's fields given wrong types / dropped (its `id` kept)."""
+    if malform == "truncate":
+        text = json.dumps(body)
+        return text[: max(1, len(text) // 2)]
+    body = copy.deepcopy(body)
+    rows = body.get("data") if isinstance(body, dict) else None
+    target = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else body
+    if isinstance(target, dict):
+        for key in [k for k in target if k != "id"]:
+            if malform == "drop_fields":
+                del target[key]
+            else:
+                target[key] = _wrong_type(target[key])
+    return body
+
+
+def _wrong_type(value: Any) -> Any:
+    # a number where text is expected and text where anything else is
+    return 12345 if isinstance(value, str) else "not-a-" + type(value).__name__
