@@ -31,6 +31,9 @@ CASES = [
     ("catalog", "check_batch_request_status", "truncate"),
     ("catalog_full", "catalog/products", "wrong_types"),
     ("catalog_full", "catalog/products", "drop_fields"),
+    # TODO(malformed-finance): the day has no transactions yet when the fault fires, so these
+    # cases prove only that the run explains itself; a malformed row among real transactions
+    # (quarantined by pipelines/finance/normalize.py) is not exercised here.
     ("finance", "commerce_transactions", "wrong_types"),
     ("finance", "commerce_transactions", "drop_fields"),
     ("finance", "commerce_transactions", "truncate"),
