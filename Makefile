@@ -10,10 +10,11 @@ PORT   ?= 8765
 
 install: $(STAMP)
 
+# uv installs the pinned set in seconds where pip takes minutes; constraints.txt holds every pin.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==0.13.9'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
