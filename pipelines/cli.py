@@ -58,6 +58,15 @@ def shops() -> None:
     """Manage the shop registry."""
 
 
+def _iso_currency(_context, _param, code: str) -> str:
+    from resources.currencies import unknown_currency_problem
+
+    problem = unknown_currency_problem(code)
+    if problem:
+        raise click.BadParameter(problem)
+    return code
+
+
 @shops.command("add")
 @click.option("--id", "shop_id", required=True, help="Slug: lowercase letters, digits, - or _.")
 @click.option("--name", required=True)
@@ -65,7 +74,9 @@ def shops() -> None:
 @click.option("--cms-id", default=None, help="Commerce merchant settings id.")
 @click.option("--page-id", default=None)
 @click.option("--pixel-id", default=None)
-@click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
+@click.option(
+    "--currency", required=True, callback=_iso_currency, help="ISO 4217 code, e.g. EUR."
+)
 @click.option("--timezone", default="UTC", show_default=True)
 @click.option("--source", required=True, help="KIND:LOCATION, e.g. shopify_csv:/data/acme.csv")
 @click.option("--onsite-orders", is_flag=True, help="The shop uses Meta checkout.")

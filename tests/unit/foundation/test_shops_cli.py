@@ -1,0 +1,34 @@
+"""`metasync shops add`: the token comes from the environment, never from an argument or the
+output; a currency that is not ISO 4217 is refused before anything is stored."""
+
+from click.testing import CliRunner
+
+from pipelines.cli import main
+from resources.shops import ShopRegistry
+
+TOKEN = "EAAG-shops-cli-token-0123456789"
+
+
+def _add(currency: str):
+    arguments = ["shops", "add", "--id", "acme", "--name", "Acme", "--catalog-id", "cat-1",
+                 "--currency", currency, "--source", "shopify_csv:/data/acme.csv"]  # fmt: skip
+    return CliRunner().invoke(main, arguments, env={"METASYNC_SHOP_TOKEN": TOKEN})
+
+
+def test_shops_add_registers_the_shop_without_echoing_its_token():
+    result = _add("EUR")
+
+    assert result.exit_code == 0, result.output
+    assert "shop acme registered" in result.output
+    assert TOKEN not in result.output
+    shop = ShopRegistry.from_settings().get("acme")
+    assert (shop.currency, shop.source_kind) == ("EUR", "shopify_csv")
+
+
+def test_shops_add_refuses_a_currency_that_is_not_iso_4217_and_stores_nothing():
+    result = _add("XYZ")
+
+    assert result.exit_code == 2
+    assert "not an ISO 4217 code" in result.output
+    assert "Traceback" not in result.output
+    assert ShopRegistry.from_settings().list_shops() == []
