@@ -177,18 +177,24 @@ def normalize_transactions(
     rejects: list[Rejected] = []
     seen: Counter[str] = Counter()
     for raw in raws:
-        row = _fast_transaction_row(raw) if type(raw) is dict else None
-        if row is not None:
-            rows.append(row)
-            continue
-        payload = payload_of(raw)
-        try:
-            row = _transaction_row(raw, seen)
-        except (_Refused, ValidationError, MoneyError) as exc:
-            rejects.append(_rejected_transaction(raw, payload, _reason(exc)))
-            continue
-        rows.append(row)
+        row = transaction_row_or_reject(raw, seen)
+        (rejects if isinstance(row, Rejected) else rows).append(row)
     return rows, rejects
+
+
+def transaction_row_or_reject(
+    raw: Transaction | dict[str, Any], seen: Counter[str]
+) -> TransactionRow | Rejected:
+    """One payload: its row (fast path, else pydantic), or why it is refused. `seen` counts the
+    hash keys of id-less payloads within one fetch."""
+    row = _fast_transaction_row(raw) if type(raw) is dict else None
+    if row is not None:
+        return row
+    payload = payload_of(raw)
+    try:
+        return _transaction_row(raw, seen)
+    except (_Refused, ValidationError, MoneyError) as exc:
+        return _rejected_transaction(raw, payload, _reason(exc))
 
 
 # -- the fast path: the payload shape Meta sends nearly always, read without pydantic ------------
@@ -263,6 +269,10 @@ def _fast_transaction_row(raw: dict[str, Any]) -> TransactionRow | None:
         return None
     if type(when) is not str or _PLAIN_MOMENT(when) is None:
         return None
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:  # a plain shape but no real moment (30 February): pydantic decides
+        return None
     merchant, payout = get("merchant_order_id"), get("payout_reference_id")
     transfer, tax_rate = get("transfer_id"), get("tax_rate")
     if not _text_or_none(merchant, payout, transfer, tax_rate):
@@ -284,7 +294,7 @@ def _fast_transaction_row(raw: dict[str, Any]) -> TransactionRow | None:
     for line in taxes:
         tax_amount += line.tax_amount
     return TransactionRow(
-        "id:" + txn_id, txn_id, kind, datetime.fromisoformat(when), order_id, merchant or None,
+        "id:" + txn_id, txn_id, kind, moment, order_id, merchant or None,
         payout or None, transfer, currency, net_amount - fee_amount, fee_amount, net_amount,
         tax_amount, tax_rate, taxes,
     )  # fmt: skip
@@ -451,17 +461,24 @@ def normalize_payments(
     rows: list[PaymentRow] = []
     rejects: list[Rejected] = []
     for raw in raws:
-        row = _fast_payment_row(order_id, raw) if type(raw) is dict else None
-        if row is not None:
-            rows.append(row)
-            continue
-        payload = payload_of(raw)
-        try:
-            rows.append(_payment_row(order_id, raw))
-        except (_Refused, ValidationError, MoneyError) as exc:
-            payload = payload | {"order_id": order_id}
-            rejects.append(Rejected("payments", record_key(payload), _reason(exc), payload))
+        row = payment_row_or_reject(order_id, raw)
+        (rejects if isinstance(row, Rejected) else rows).append(row)
     return rows, rejects
+
+
+def payment_row_or_reject(
+    order_id: str, raw: OrderPayment | dict[str, Any]
+) -> PaymentRow | Rejected:
+    """One payment payload: its row (fast path, else pydantic), or why it is refused."""
+    row = _fast_payment_row(order_id, raw) if type(raw) is dict else None
+    if row is not None:
+        return row
+    payload = payload_of(raw)
+    try:
+        return _payment_row(order_id, raw)
+    except (_Refused, ValidationError, MoneyError) as exc:
+        payload = payload | {"order_id": order_id}
+        return Rejected("payments", record_key(payload), _reason(exc), payload)
 
 
 def _payment_row(order_id: str, raw: OrderPayment | dict[str, Any]) -> PaymentRow:

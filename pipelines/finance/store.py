@@ -308,7 +308,27 @@ def replace_transactions(
     rows: Sequence[TransactionRow],
 ) -> int:
     """Replace the shop's transactions dated in the window, and any row re-fetched by payout."""
-    keys = [row.transaction_key for row in rows]
+    _delete_transactions(
+        conn, shop_id, window_start, window_end, [row.transaction_key for row in rows]
+    )
+    now = utcnow()
+    if conn.dialect.name == "postgresql":
+        copy_lines(
+            conn,
+            finance_transactions,
+            _TXN_COPY,
+            _transaction_lines(rows, shop_id, partition_date, now),
+        )
+        copy_lines(conn, finance_transaction_taxes, _TAX_COPY, _tax_lines(rows, shop_id))
+        return len(rows)
+    return _insert_transaction_rows(conn, shop_id, partition_date, now, rows)
+
+
+def _delete_transactions(
+    conn: Connection, shop_id: str, window_start: date, window_end: date, keys: Sequence[str]
+) -> None:
+    """What a window load owns: the shop's transactions dated in the window, and any row it
+    re-fetched by payout (by key), with their tax lines."""
     owned = and_(
         finance_transactions.c.shop_id == shop_id,
         or_(
@@ -325,16 +345,12 @@ def replace_transactions(
     )
     conn.execute(delete(finance_transactions).where(owned))
 
-    now = utcnow()
-    if conn.dialect.name == "postgresql":
-        copy_lines(
-            conn,
-            finance_transactions,
-            _TXN_COPY,
-            _transaction_lines(rows, shop_id, partition_date, now),
-        )
-        copy_lines(conn, finance_transaction_taxes, _TAX_COPY, _tax_lines(rows, shop_id))
-        return len(rows)
+
+def _insert_transaction_rows(
+    conn: Connection, shop_id: str, partition_date: date, now: datetime,
+    rows: Sequence[TransactionRow],
+) -> int:  # fmt: skip
+    """Rows by executemany (SQLite and other non-Postgres backends)."""
     names = tuple(n for n in _field_names(TransactionRow) if n != "taxes")
     tax_names = _field_names(TaxLine)
     records, tax_records = [], []
@@ -416,6 +432,142 @@ def _tax_lines(rows: Sequence[TransactionRow], shop_id: str) -> Iterable[str]:
             yield "\n".join(lines)
 
 
+def replace_transaction_batch(
+    conn: Connection,
+    shop_id: str,
+    partition_date: date,
+    window_start: date,
+    window_end: date,
+    batch: Any,
+) -> int:
+    """`replace_transactions` for a `columnar.TransactionBatch`: on Postgres the columns go to
+    COPY as Arrow-written CSV (no Python object per value); elsewhere its rows are inserted."""
+    if conn.dialect.name != "postgresql":
+        return replace_transactions(
+            conn, shop_id, partition_date, window_start, window_end, batch.rows()
+        )
+    _delete_transactions(conn, shop_id, window_start, window_end, batch.keys())
+    now = utcnow()
+    copy_arrow(
+        conn,
+        finance_transactions.name,
+        _transaction_arrow(batch.table, shop_id, partition_date, now),
+    )
+    copy_arrow(conn, finance_transaction_taxes.name, _tax_arrow(batch, shop_id))  # fmt: skip
+    return len(batch)
+
+
+def _transaction_arrow(
+    table: pd.DataFrame, shop_id: str, partition_date: date, now: datetime
+) -> Any:
+    import pyarrow as pa
+
+    from pipelines.finance.columnar import common_places
+
+    n = len(table)
+    moment = table["moment"].to_numpy(dtype=np.int64)
+    currencies = table["currency"].to_numpy()
+    places = common_places(currencies)
+    columns = {
+        "shop_id": pa.repeat(shop_id, n),
+        "transaction_key": _text(table["transaction_key"]),
+        "meta_transaction_id": _text(table["meta_transaction_id"]),
+        "transaction_type": _text(table["transaction_type"]),
+        "transaction_date": pa.array(moment, type=pa.timestamp("us", tz="UTC")),
+        "transaction_day": pa.array(moment // 86_400_000_000, type=pa.int32()).cast(pa.date32()),
+        "order_id": _text(table["order_id"]),
+        "merchant_order_id": _text(table["merchant_order_id"]),
+        "payout_reference_id": _text(table["payout_reference_id"]),
+        "transfer_id": _text(table["transfer_id"]),
+        "currency": _text(table["currency"]),
+    }
+    for name, minor in (("gross_amount", "gross_minor"), ("processing_fee", "fee_minor"),
+                        ("net_amount", "net_minor"), ("tax_amount", "tax_minor")):  # fmt: skip
+        columns |= _money_arrow(name, table[minor].to_numpy(dtype=np.int64), currencies, places)
+    columns |= {
+        "tax_rate": _text(table["tax_rate"]),
+        "partition_date": pa.repeat(pa.scalar(partition_date, pa.date32()), n),
+        "loaded_at": pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n),
+    }
+    return pa.table(columns)
+
+
+def _tax_arrow(batch: Any, shop_id: str) -> Any:
+    import pyarrow as pa
+
+    from pipelines.finance.columnar import common_places
+
+    taxes = batch.taxes
+    keys = pd.Series(
+        batch.table["transaction_key"].to_numpy(), index=batch.table["position"].to_numpy()
+    )
+    currencies = taxes["currency"].to_numpy()
+    columns = {
+        "shop_id": pa.repeat(shop_id, len(taxes)),
+        "transaction_key": _text(keys.reindex(taxes["position"].to_numpy())),
+        "line_no": pa.array(taxes["line_no"].to_numpy(dtype=np.int64)),
+        "tax_category": _text(taxes["tax_category"]),
+        "jurisdiction": _text(taxes["jurisdiction"]),
+        "imposition": _text(taxes["imposition"]),
+        "item_tax_rate": _text(taxes["item_tax_rate"]),
+    }
+    columns |= _money_arrow(
+        "tax_amount", taxes["tax_minor"].to_numpy(dtype=np.int64), currencies,
+        common_places(currencies),
+    )  # fmt: skip
+    columns["currency"] = _text(taxes["currency"])
+    return pa.table(columns)
+
+
+def _text(values: Any) -> Any:
+    """A text column (str or None values) as an Arrow string array."""
+    import pyarrow as pa
+
+    return pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=False)
+
+
+def _money_arrow(name: str, minor: np.ndarray, currencies: Any, places: int) -> dict[str, Any]:
+    """`name` (exact decimal, `places` decimals: NUMERIC(20, 6) stores the same value whatever
+    the scale written) and `name_minor` columns from the minor units of each row's currency."""
+    import pyarrow as pa
+
+    from pipelines.finance.columnar import decimal_column, scaled_to
+
+    major = minor
+    if any(exponent(c) != places for c in set(currencies)):
+        major = scaled_to(minor, currencies, places)
+    return {name: decimal_column(major, places), f"{name}_minor": pa.array(minor)}
+
+
+_ARROW_SLICE = 50_000
+
+
+def copy_arrow(conn: Connection, table_name: str, table: Any) -> None:
+    """COPY an Arrow table (columns named and ordered as the SQL table's) as CSV that Arrow's
+    C++ writer formats, a slice at a time so Postgres parses one slice while the next is written.
+    Strings are quoted (empty text stays text), nulls are unquoted empties (NULL)."""
+    import pyarrow.csv as pacsv
+
+    if not table.num_rows:
+        return
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def slices() -> Iterable[bytes]:
+        for start in range(0, table.num_rows, _ARROW_SLICE):
+            out = io.BytesIO()
+            pacsv.write_csv(table.slice(start, _ARROW_SLICE), out, options)
+            yield out.getvalue()
+
+    cursor = conn.connection.cursor()
+    try:
+        cursor.copy_expert(
+            f"COPY {table_name} ({', '.join(table.column_names)}) FROM STDIN WITH (FORMAT csv)",
+            _ChunkReader(slices()),
+        )
+    finally:
+        cursor.close()
+
+
 class _ChunkReader(io.TextIOBase):
     """A file-like view of an iterator of text chunks, for COPY FROM STDIN."""
 
@@ -425,7 +577,7 @@ class _ChunkReader(io.TextIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> str:
+    def read(self, size: int | None = -1) -> str | bytes:
         return next(self._chunks, "")
 
     def readline(self, size: int | None = -1) -> str:
@@ -451,6 +603,11 @@ def replace_payments(
     rows: Sequence[PaymentRow],
 ) -> int:
     """Replace every payment (and allocation) of the given orders."""
+    _delete_payments(conn, shop_id, order_ids)
+    return _insert_payment_rows(conn, shop_id, partition_date, utcnow(), rows)
+
+
+def _delete_payments(conn: Connection, shop_id: str, order_ids: Iterable[str]) -> None:
     order_ids = sorted(set(order_ids))
     for table in (finance_payment_allocations, finance_order_payments):
         conn.execute(
@@ -458,7 +615,60 @@ def replace_payments(
                 table.c.shop_id == shop_id, key_in(conn, table.c.order_id, order_ids)
             )
         )
+
+
+def replace_payment_batch(
+    conn: Connection,
+    shop_id: str,
+    partition_date: date,
+    order_ids: Iterable[str],
+    batch: Any,
+) -> int:
+    """`replace_payments` for a `columnar.PaymentBatch`: on Postgres its fast-shape payments go
+    to COPY as Arrow-written CSV, the others (allocations and all) through the row path."""
+    if conn.dialect.name != "postgresql":
+        return replace_payments(conn, shop_id, partition_date, order_ids, batch.rows())
+    _delete_payments(conn, shop_id, order_ids)
     now = utcnow()
+    copy_arrow(conn, finance_order_payments.name,
+               _payment_arrow(batch.table, shop_id, partition_date, now))  # fmt: skip
+    _insert_payment_rows(conn, shop_id, partition_date, now, batch.slow)
+    return len(batch)
+
+
+def _payment_arrow(table: pd.DataFrame, shop_id: str, partition_date: date, now: datetime) -> Any:
+    import pyarrow as pa
+
+    from pipelines.finance.columnar import common_places, shipment_json
+
+    n = len(table)
+    currencies = table["currency"].to_numpy()
+    places = common_places(currencies)
+    columns = {
+        "shop_id": pa.repeat(shop_id, n),
+        "payment_id": _text(table["payment_id"]),
+        "order_id": _text(table["order_id"]),
+    }
+    for name, minor in (("items_amount", "items_minor"), ("shipping_amount", "shipping_minor"),
+                        ("tax_amount", "tax_minor"), ("total_amount", "total_minor")):  # fmt: skip
+        columns |= _money_arrow(name, table[minor].to_numpy(dtype=np.int64), currencies, places)
+    columns |= _money_arrow("promotion_allocation_amount", np.zeros(n, dtype=np.int64),
+                            currencies, places)  # fmt: skip
+    columns |= {
+        "currency": _text(table["currency"]),
+        "tax_remitted": pa.array(np.asarray(table["tax_remitted"], dtype=object), type=pa.bool_()),
+        "captured": pa.array(np.asarray(table["captured"], dtype=object), type=pa.bool_()),
+        "shipment_ids": _text(shipment_json(table["shipment_ids"])),
+        "partition_date": pa.repeat(pa.scalar(partition_date, pa.date32()), n),
+        "loaded_at": pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n),
+    }
+    return pa.table(columns)
+
+
+def _insert_payment_rows(
+    conn: Connection, shop_id: str, partition_date: date, now: datetime,
+    rows: Sequence[PaymentRow],
+) -> int:  # fmt: skip
     copied = conn.dialect.name == "postgresql"
     if copied:
         copy_lines(conn, finance_order_payments, _PAYMENT_COPY,
@@ -870,6 +1080,12 @@ def bulk_insert_columns(
         records = [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
         conn.execute(table.insert(), records)
         return length
+    arrays = [_arrow_column(table.c[name], columns[name], name in scalar, length) for name in names]
+    if all(array is not None for array in arrays):
+        import pyarrow as pa
+
+        copy_arrow(conn, table.name, pa.table(dict(zip(names, arrays, strict=True))))
+        return length
     texts = [
         [_copy_text(table.c[name], columns[name])] * length
         if name in scalar
@@ -878,6 +1094,23 @@ def bulk_insert_columns(
     ]
     copy_lines(conn, table, names, _joined_rows(texts))
     return length
+
+
+def _arrow_column(column: Column, values: Any, scalar: bool, length: int) -> Any:
+    """An Arrow array of a column for `copy_arrow`: integers, booleans, text and dates; None
+    for any other kind (the caller then formats every value in Python)."""
+    import pyarrow as pa
+
+    kind = _python_type(column.type)
+    arrow_type = {int: pa.int64(), bool: pa.bool_(), str: pa.string(), date: pa.date32()}.get(kind)
+    if arrow_type is None or isinstance(column.type, ExactDecimal | JSON | UtcDateTime):
+        return None
+    if scalar:
+        return pa.repeat(pa.scalar(values, arrow_type), length)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+        return pa.array(values).cast(arrow_type)
+    values = [None if v is None or v != v else v for v in _python_values(values)]  # NaN: NULL
+    return pa.array(values, type=arrow_type)
 
 
 def _joined_rows(texts: list[list[str]]) -> Iterable[str]:
