@@ -287,18 +287,20 @@ def _meta_by_order(conn: Connection, shop_id: str, completed: set[str]) -> pd.Da
     return frame
 
 
-def _remitted_by_order(conn: Connection, shop_id: str) -> dict[str, bool]:
-    """True if any payment of the order says Meta remitted the tax, False if one says it did
-    not, absent when none says (as `reconcile._tax_remitted_by_order`)."""
+def _remitted_by_order(conn: Connection, shop_id: str) -> pd.Series:
+    """By order id: True if any payment of the order says Meta remitted the tax, False if one
+    says it did not, absent when none says (as `reconcile._tax_remitted_by_order`)."""
     p = finance_order_payments
     flag = case((p.c.tax_remitted.is_(True), 1), (p.c.tax_remitted.is_(False), 0))
     query = (
-        select(p.c.order_id, func.max(flag))
+        select(p.c.order_id, func.max(flag).label("remitted"))
         .where(p.c.shop_id == shop_id)
         .group_by(p.c.order_id)
         .having(func.max(flag).is_not(None))
     )
-    return {order_id: bool(value) for order_id, value in conn.execute(query)}
+    frame = read_frame(conn, query)
+    flags = frame["remitted"].to_numpy(dtype="int64") != 0
+    return pd.Series(flags, index=frame["order_id"].to_numpy(), dtype=object)
 
 
 def _quarantined_transactions(conn: Connection, shop_id: str) -> list:
@@ -482,8 +484,13 @@ def _frame(conn: Connection, query: Any, money: dict[str, str]) -> pd.DataFrame:
     frame = read_frame(conn, query)
     inexact = np.zeros(len(frame), dtype=bool)
     if conn.dialect.name == "postgresql":
+        steps: dict[str, np.ndarray] = {}
         for name, currency_column in money.items():
-            step = frame[currency_column].map(_micro_step).to_numpy(dtype="int64")
+            if currency_column not in steps:
+                codes = frame[currency_column]
+                by_code = {c: _micro_step(c) for c in codes.dropna().unique().tolist()}
+                steps[currency_column] = codes.map(by_code).to_numpy(dtype="int64")
+            step = steps[currency_column]
             micro = frame[name].fillna(0).to_numpy(dtype="int64")
             inexact |= micro % step != 0
             frame[name] = micro // step
@@ -692,7 +699,7 @@ def _lagging(last_activity: pd.Series, as_of: date, lag: int) -> np.ndarray:
 def _orders_frame(
     expected: pd.DataFrame,
     meta: pd.DataFrame,
-    remitted: dict[str, bool],
+    remitted: pd.Series,
     as_of: date,
     settings: ReconcileSettings,
 ) -> tuple[pd.DataFrame, set[str]]:
@@ -729,7 +736,8 @@ def _orders_frame(
     has_txns = (merged["_merge"] != "left_only").to_numpy()
 
     merged["currency"] = merged["currency"].where(in_oms, merged["meta_currency"])
-    flags = merged["order_id"].map(remitted)
+    flags = remitted.reindex(merged["order_id"].to_numpy())
+    flags.index = merged.index
     keeps = (flags == True).to_numpy() & (not settings.remitted_tax_paid_to_seller)  # noqa: E712
     settled_refunds = merged["refunds"].to_numpy() + np.where(
         keeps, 0, merged["refunded_tax"].to_numpy()
@@ -807,7 +815,47 @@ def _tolerance_minor(tolerance: Decimal, currency: str) -> int:
 
 
 def _reasons(in_oms, has_txns, lagging, over, difference, unpaid, currencies) -> np.ndarray:
-    """The pure path's reason texts, formatted only for the rows that carry one."""
+    """The pure path's reason texts, formatted only for the rows that carry one: amounts as
+    whole columns (Arrow), the texts joined per kind of reason."""
+    out = np.full(len(in_oms), None, dtype=object)
+    out[~in_oms] = "Meta reported transactions for an order the OMS lacks"
+    no_txns = in_oms & ~has_txns
+    out[no_txns & lagging] = "no Meta transaction yet; within Meta's lag"
+    out[no_txns & ~lagging] = "charged in the OMS, no Meta transaction"
+    differs = in_oms & has_txns & over
+    unpaid_only = in_oms & has_txns & ~over & (unpaid != 0)
+    for mask, amounts, before, after in (
+        (differs & lagging, difference, "", " open; within Meta's lag"),
+        (differs & ~lagging, difference, "Meta gross differs by ", ""),
+        (unpaid_only, unpaid, "", " unpaid"),
+    ):
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            texts = _amount_texts(amounts[rows], currencies[rows])
+            out[rows] = [before + text + after for text in texts]
+    return out
+
+
+def _amount_texts(minor: np.ndarray, currencies: np.ndarray) -> list[str]:
+    """`f"{_text(m, c)} {c}"` for each row, formatted by Arrow per currency."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipelines.finance.columnar import decimal_column
+
+    out = np.empty(len(minor), dtype=object)
+    codes = pd.Series(currencies)
+    for currency in codes.unique().tolist():
+        mine = (codes == currency).to_numpy()
+        texts = decimal_column(minor[mine], exponent(currency)).cast(pa.string())
+        out[mine] = pc.binary_join_element_wise(texts, f" {currency}", "").to_numpy(
+            zero_copy_only=False
+        )
+    return out.tolist()
+
+
+def _reasons_by_row(in_oms, has_txns, lagging, over, difference, unpaid, currencies) -> np.ndarray:
+    """The reasons one row at a time (the reference `_reasons` is checked against)."""
     out = np.full(len(in_oms), None, dtype=object)
     for i in np.flatnonzero(~in_oms | ~has_txns | over | (unpaid != 0)):
         currency = currencies[i]

@@ -134,3 +134,23 @@ def test_hash_keys_of_id_less_payloads_count_per_fetch():
     )
     assert keys == [row.transaction_key for row in expected] and len(keys) == 2
     assert Counter(k.rsplit(":", 1)[1] for k in keys) == Counter({"0": 1, "1": 1})
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans(),
+                  st.integers(-(10**12), 10**12), st.integers(-(10**9), 10**9),
+                  st.sampled_from(["USD", "JPY", "KWD", "EUR"])),
+        max_size=30,
+    )
+)  # fmt: skip
+def test_reasons_by_column_equal_the_reasons_row_by_row(rows):
+    from pipelines.finance.setbased import _reasons, _reasons_by_row
+
+    columns = [np.array([row[i] for row in rows], dtype=object if i == 6 else None)
+               for i in range(7)]  # fmt: skip
+    flags = [np.asarray(c, dtype=bool) for c in columns[:4]]
+    numbers = [np.asarray(c, dtype=np.int64) for c in columns[4:6]]
+    args = (*flags, *numbers, columns[6])
+    assert _reasons(*args).tolist() == _reasons_by_row(*args).tolist()
