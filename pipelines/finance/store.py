@@ -247,15 +247,16 @@ def key_in(conn: Connection, column: Column, keys: Sequence[str]) -> Any:
         return column == any_(literal(list(keys), ARRAY(String)))
     name = f"finance_keys_{next(_key_tables)}"
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (key text) ON COMMIT DROP")
-    copy_lines(conn, Table(name, MetaData()), ["key"], _key_lines(keys))
+    copy_arrow(conn, name, _one_text_column("key", keys))
     conn.exec_driver_sql(f"ANALYZE {name}")
     temp = Table(name, MetaData(), Column("key", String))
     return column.in_(select(temp.c.key))
 
 
-def _key_lines(keys: Sequence[str]) -> Iterable[str]:
-    for start in range(0, len(keys), _CHUNK):
-        yield "".join(_t(key) + "\n" for key in keys[start : start + _CHUNK])
+def _one_text_column(name: str, values: Sequence[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({name: pa.array(values, type=pa.string())})
 
 
 def _fields(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -462,7 +463,7 @@ def _transaction_arrow(
 ) -> Any:
     import pyarrow as pa
 
-    from pipelines.finance.columnar import common_places
+    from pipelines.finance.columnar import common_places, utc_texts
 
     n = len(table)
     moment = table["moment"].to_numpy(dtype=np.int64)
@@ -473,7 +474,7 @@ def _transaction_arrow(
         "transaction_key": _text(table["transaction_key"]),
         "meta_transaction_id": _text(table["meta_transaction_id"]),
         "transaction_type": _text(table["transaction_type"]),
-        "transaction_date": pa.array(moment, type=pa.timestamp("us", tz="UTC")),
+        "transaction_date": utc_texts(moment),
         "transaction_day": pa.array(moment // 86_400_000_000, type=pa.int32()).cast(pa.date32()),
         "order_id": _text(table["order_id"]),
         "merchant_order_id": _text(table["merchant_order_id"]),
@@ -487,7 +488,7 @@ def _transaction_arrow(
     columns |= {
         "tax_rate": _text(table["tax_rate"]),
         "partition_date": pa.repeat(pa.scalar(partition_date, pa.date32()), n),
-        "loaded_at": pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n),
+        "loaded_at": pa.repeat(now.astimezone(UTC).isoformat(), n),
     }
     return pa.table(columns)
 
@@ -660,7 +661,7 @@ def _payment_arrow(table: pd.DataFrame, shop_id: str, partition_date: date, now:
         "captured": pa.array(np.asarray(table["captured"], dtype=object), type=pa.bool_()),
         "shipment_ids": _text(shipment_json(table["shipment_ids"])),
         "partition_date": pa.repeat(pa.scalar(partition_date, pa.date32()), n),
-        "loaded_at": pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), n),
+        "loaded_at": pa.repeat(now.astimezone(UTC).isoformat(), n),
     }
     return pa.table(columns)
 

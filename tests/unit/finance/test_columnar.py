@@ -154,3 +154,15 @@ def test_reasons_by_column_equal_the_reasons_row_by_row(rows):
     numbers = [np.asarray(c, dtype=np.int64) for c in columns[4:6]]
     args = (*flags, *numbers, columns[6])
     assert _reasons(*args).tolist() == _reasons_by_row(*args).tolist()
+
+
+@given(st.datetimes(min_value=__import__("datetime").datetime(1900, 1, 1),
+                    max_value=__import__("datetime").datetime(2200, 1, 1)))  # fmt: skip
+def test_utc_texts_are_isoformat_of_the_moment(moment):
+    from datetime import UTC
+
+    from pipelines.finance.columnar import _micros, utc_texts
+
+    moment = moment.replace(tzinfo=UTC)
+    text = utc_texts(np.array([_micros(moment)])).to_pylist()[0]
+    assert __import__("datetime").datetime.fromisoformat(text) == moment
