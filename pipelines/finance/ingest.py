@@ -325,9 +325,14 @@ def reconcile_loaded(
     """The shop's whole reconciliation, as of the latest day loaded (so reruns and backfills in
     any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
     same rules as the pure `reconcile.reconcile_shop`."""
-    # TODO(finance-scale): still the shop's whole history on every run (set-based: ~175 CPU-s
-    # for 1M transactions incl. loads, Postgres included); restrict to the orders whose
-    # transactions, payments or lag status can have changed to reach 1M in 60 s on 2 cores.
+    # TODO(finance-scale): 1M transactions (cold first load, benchmarks/finance_bench.py) take
+    # ~135 CPU-s in all, about half of it Postgres: ~60 s here (payload reads ~35 s of which the
+    # fake Graph ~10 s, per-order frame 5-10 s, OMS frames 6 s) and ~70 s in Postgres (COPY into
+    # the indexed transactions/taxes/payments tables ~30 s, reconcile queries ~30 s: OMS side
+    # ~10, tax summary ~7.5, Meta per order ~3, staging ~4; publish INSERT..SELECT ~11 s).
+    # Postgres alone is over the 60 s target on 2 cores. Next: reconcile only the orders whose
+    # transactions, payments or lag status changed (and the OMS orders changed since the last
+    # run) and keep the rest of the published rows; publish changed rows only.
     return reconcile_set_based(db, oms, shop_id, settings.reconcile())
 
 
