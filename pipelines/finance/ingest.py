@@ -12,17 +12,24 @@ and stage it with its checks -> publish the analyst tables when the blocking che
 import gc
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
-from pipelines.finance import store
-from pipelines.finance.columnar import PaymentColumns, TransactionColumns
+from pipelines.finance import setbased, store
+from pipelines.finance.columnar import (
+    PaymentBatch,
+    PaymentColumns,
+    TransactionBatch,
+    TransactionColumns,
+)
 from pipelines.finance.normalize import (
     PayoutRow,
     Rejected,
@@ -167,6 +174,15 @@ def load_transactions(
 ) -> StepResult:
     calls_before = graph.calls
     refs = _payout_refs_of_day(db, shop.shop_id, window.day)
+    batch, rejects = read_transactions(graph, shop, window, refs)
+    write_transactions(db, shop.shop_id, window, batch, rejects)
+    return _transaction_result(batch, rejects, graph.calls - calls_before)
+
+
+def read_transactions(
+    graph: GraphClient, shop: ShopProfile, window: Window, refs: list[str]
+) -> tuple[TransactionBatch, list[Rejected]]:
+    """The window's transactions and those of the day's payouts, merged, and their rejects."""
     path = f"{_node(shop)}/commerce_transactions"
     start, end = window.bounds(window.start)
     params = {"start_time": unix_seconds(start), "end_time": unix_seconds(end)}
@@ -186,24 +202,35 @@ def load_transactions(
         batch = columns.finish()
     kept.clear()
     rejects = list({(r.source, r.record_key): r for r in batch.rejects}.values())
+    return batch, rejects
+
+
+def write_transactions(
+    db: MetasyncDatabase, shop_id: str, window: Window, batch: TransactionBatch,
+    rejects: list[Rejected],
+) -> None:  # fmt: skip
+    """The partition replace, its quarantine and its load record: one transaction."""
     with db.begin() as conn:
-        store.replace_transaction_batch(
-            conn, shop.shop_id, window.day, window.start, window.day, batch
-        )
-        store.record_quarantine(conn, shop.shop_id, window.day, "transactions", rejects)
+        store.fast_load_session(conn)
+        store.replace_transaction_batch(conn, shop_id, window.day, window.start, window.day, batch)
+        store.record_quarantine(conn, shop_id, window.day, "transactions", rejects)
         store.record_load(
             conn,
-            shop.shop_id,
+            shop_id,
             window.day,
             window.start,
             window.day,
             transactions_loaded=len(batch),
-            quarantined=store.quarantined_in_partition(conn, shop.shop_id, window.day),
+            quarantined=store.quarantined_in_partition(conn, shop_id, window.day),
         )
+
+
+def _transaction_result(
+    batch: TransactionBatch, rejects: list[Rejected], api_calls: int
+) -> StepResult:
     return StepResult(
-        len(batch), len(rejects), graph.calls - calls_before, batch.rows(PREVIEW_ROWS), rejects,
-        batch.totals(),
-    )  # fmt: skip
+        len(batch), len(rejects), api_calls, batch.rows(PREVIEW_ROWS), rejects, batch.totals()
+    )
 
 
 @contextmanager
@@ -247,28 +274,78 @@ def load_order_payments(
     # orders whose transactions changed since their payments were loaded (needs a per-order
     # fingerprint kept with the payments) so reruns and the lag re-pull skip known orders.
     order_ids = _orders_in_window(db, shop.shop_id, window)
+    batch = read_payments(graph, order_ids)
+    write_payments(db, shop.shop_id, window, order_ids, batch)
+    return _payment_result(batch, graph.calls - calls_before)
+
+
+def read_payments(graph: GraphClient, order_ids: list[str]) -> PaymentBatch:
     columns = PaymentColumns()  # as normalize_payments, column-wise (`columnar.py`)
     with _bulk_reading():
         for order_id in order_ids:
             columns.add(order_id, fetch_payments(graph, order_id))
-        batch = columns.finish()
-    rejects = batch.rejects
+        return columns.finish()
+
+
+def write_payments(
+    db: MetasyncDatabase, shop_id: str, window: Window, order_ids: list[str], batch: PaymentBatch
+) -> None:
     with db.begin() as conn:
-        store.replace_payment_batch(conn, shop.shop_id, window.day, order_ids, batch)
-        store.record_quarantine(conn, shop.shop_id, window.day, "payments", rejects)
+        store.fast_load_session(conn)
+        store.replace_payment_batch(conn, shop_id, window.day, order_ids, batch)
+        store.record_quarantine(conn, shop_id, window.day, "payments", batch.rejects)
         store.record_load(
             conn,
-            shop.shop_id,
+            shop_id,
             window.day,
             window.start,
             window.day,
             payments_loaded=len(batch),
-            quarantined=store.quarantined_in_partition(conn, shop.shop_id, window.day),
+            quarantined=store.quarantined_in_partition(conn, shop_id, window.day),
         )
+
+
+def _payment_result(batch: PaymentBatch, api_calls: int) -> StepResult:
     return StepResult(
-        len(batch), len(rejects), graph.calls - calls_before, batch.rows(PREVIEW_ROWS), rejects,
+        len(batch), len(batch.rejects), api_calls, batch.rows(PREVIEW_ROWS), batch.rejects,
         batch.totals(),
     )  # fmt: skip
+
+
+def load_transactions_and_payments(
+    db: MetasyncDatabase, graph: GraphClient, shop: ShopProfile, window: Window
+) -> tuple[StepResult, StepResult]:
+    """`load_transactions` then `load_order_payments`, with the transactions written (a second
+    connection, Postgres's core) while the payments of their orders are fetched (this one): the
+    same two atomic partition writes, in the same order. The orders fetched are the batch's;
+    the partition's orders as stored are read once the transactions are committed, and any
+    difference (rows an earlier load of the day left outside this window) is fetched again."""
+    calls_before = graph.calls
+    batch, rejects = read_transactions(
+        graph, shop, window, _payout_refs_of_day(db, shop.shop_id, window.day)
+    )
+    transaction_calls = graph.calls - calls_before
+    expected_orders = sorted(set(batch.table["order_id"].tolist()))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-writer") as writer:
+        written = writer.submit(_write_then_orders, db, shop.shop_id, window, batch, rejects)
+        payments = read_payments(graph, expected_orders)
+        order_ids = written.result()
+    if order_ids != expected_orders:
+        payments = read_payments(graph, order_ids)
+    write_payments(db, shop.shop_id, window, order_ids, payments)
+    payment_calls = graph.calls - calls_before - transaction_calls
+    return (
+        _transaction_result(batch, rejects, transaction_calls),
+        _payment_result(payments, payment_calls),
+    )
+
+
+def _write_then_orders(
+    db: MetasyncDatabase, shop_id: str, window: Window, batch: TransactionBatch,
+    rejects: list[Rejected],
+) -> list[str]:  # fmt: skip
+    write_transactions(db, shop_id, window, batch, rejects)
+    return _orders_in_window(db, shop_id, window)
 
 
 def _payout_refs_of_day(db: MetasyncDatabase, shop_id: str, day: date) -> list[str]:
@@ -286,8 +363,10 @@ def _payout_refs_of_day(db: MetasyncDatabase, shop_id: str, day: date) -> list[s
 
 
 def _orders_in_window(db: MetasyncDatabase, shop_id: str, window: Window) -> list[str]:
+    """The partition's orders in code point order (Python's, whatever the database collation),
+    so the batch's own order ids can be compared with them as they are."""
     with db.begin() as conn:
-        return list(
+        return sorted(
             conn.execute(
                 select(finance_transactions.c.order_id)
                 .where(
@@ -295,7 +374,6 @@ def _orders_in_window(db: MetasyncDatabase, shop_id: str, window: Window) -> lis
                     finance_transactions.c.partition_date == window.day,
                 )
                 .distinct()
-                .order_by(finance_transactions.c.order_id)
             ).scalars()
         )
 
@@ -320,8 +398,9 @@ class Gate:
 
 
 def reconcile_loaded(
-    db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings
-) -> FrameReconciliation:
+    db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings,
+    expected: "Future[pd.DataFrame] | None" = None,
+) -> FrameReconciliation:  # fmt: skip
     """The shop's whole reconciliation, as of the latest day loaded (so reruns and backfills in
     any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
     same rules as the pure `reconcile.reconcile_shop`."""
@@ -333,7 +412,7 @@ def reconcile_loaded(
     # Postgres alone is over the 60 s target on 2 cores. Next: reconcile only the orders whose
     # transactions, payments or lag status changed (and the OMS orders changed since the last
     # run) and keep the rest of the published rows; publish changed rows only.
-    return reconcile_set_based(db, oms, shop_id, settings.reconcile())
+    return reconcile_set_based(db, oms, shop_id, settings.reconcile(), expected)
 
 
 def evaluate_gate(
@@ -351,9 +430,11 @@ def evaluate_gate(
 
 
 def stage(
-    db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings
-) -> tuple[FrameReconciliation, Gate]:
-    result = reconcile_loaded(db, oms, shop_id, settings)
+    db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings,
+    expected: "Future[pd.DataFrame] | None" = None,
+) -> tuple[FrameReconciliation, Gate]:  # fmt: skip
+    """Reconcile (with the OMS expected side `expected` when already being read), check, stage."""
+    result = reconcile_loaded(db, oms, shop_id, settings, expected)
     gate = evaluate_gate(db, shop_id, result, settings)
     store.stage_reconciliation(db, shop_id, result, checks_passed=gate.passed)
     return result, gate
@@ -392,11 +473,20 @@ def ingest_finance(
     db = metasync.db()
     shop = metasync.registry().get(shop_id)
     window = Window.for_day(day, settings)
-    with metasync.graph_for(shop_id) as graph:
-        payouts = load_payouts(db, graph, shop, window)
-        transactions = load_transactions(db, graph, shop, window)
-        payments = load_order_payments(db, graph, shop, window)
-    result, gate = stage(db, oms, shop_id, settings)
+    overlap = db.dialect == "postgresql" and oms.engine.dialect.name == "postgresql"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-oms") as side:
+        # Postgres: the OMS expected side (its own database, independent of Meta's rows) is read
+        # while the payloads are (Postgres would otherwise idle then); the reconciliation waits
+        # for it. The OMS may change meanwhile as it may during any run: the next run sees it.
+        expected = side.submit(setbased.expected_frame, oms, shop_id) if overlap else None
+        with metasync.graph_for(shop_id) as graph:
+            payouts = load_payouts(db, graph, shop, window)
+            if overlap:
+                transactions, payments = load_transactions_and_payments(db, graph, shop, window)
+            else:  # SQLite: one writer at a time, nothing to overlap
+                transactions = load_transactions(db, graph, shop, window)
+                payments = load_order_payments(db, graph, shop, window)
+        result, gate = stage(db, oms, shop_id, settings, expected=expected)
     if gate.passed:
         store.publish_reconciliation(db, shop_id)
     logger.info(

@@ -14,6 +14,7 @@ order ids) is reconciled by the pure code, from its own rows only.
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -146,8 +147,10 @@ class FrameReconciliation:
 
 
 def reconcile_set_based(
-    db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: ReconcileSettings
-) -> FrameReconciliation:
+    db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: ReconcileSettings,
+    expected: "Future[pd.DataFrame] | None" = None,
+) -> FrameReconciliation:  # fmt: skip
+    """`expected`: the OMS expected side (`expected_frame`) already being read elsewhere."""
     with db.begin() as conn:
         _session_for_scans(conn)
         as_of = _as_date(
@@ -167,7 +170,7 @@ def reconcile_set_based(
         net_by_payout, count_by_payout = _payout_totals(conn, shop_id)
         daily = _daily(conn, shop_id, completed, payouts)
         taxes = _taxes(conn, shop_id)
-        expected = expected_frame(oms, shop_id)
+        expected = expected.result() if expected is not None else expected_frame(oms, shop_id)
         orders, slow_ids = _orders_frame(expected, meta, remitted, as_of, settings)
         if slow_ids:
             orders = pd.concat(
