@@ -6,6 +6,7 @@ with SandboxServer(admin=True) as sandbox:   # a free loopback port, admin API o
 """
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -79,6 +80,7 @@ class SandboxServer:
 def serve_forever(port: int, state_file: Path | None, admin: bool = False) -> None:
     """Foreground server for `metasync sandbox`; state saved to `state_file` on exit."""
     server = SandboxServer(port=port, admin=admin, state_file=state_file)
+    _stop_on_terminate_or_interrupt()
     server.start()
     logger.info("sandbox listening on %s (admin API %s)", server.url, "on" if admin else "off")
     try:
@@ -88,3 +90,14 @@ def serve_forever(port: int, state_file: Path | None, admin: bool = False) -> No
         pass
     finally:
         server.stop()
+
+
+def _stop_on_terminate_or_interrupt() -> None:
+    """SIGTERM and SIGINT stop the server. Set explicitly: a process started from a background
+    shell or job runner inherits them ignored, and the sandbox then never exits."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)

@@ -2,6 +2,7 @@
 for and reachable from this machine only."""
 
 import inspect
+import signal
 import subprocess
 import sys
 import time
@@ -84,8 +85,31 @@ def test_metasync_sandbox_serves_no_admin_routes_unless_asked(tmp_path: Path):
         assert_no_admin(answer)
         assert listening_addresses(port) == {"127.0.0.1"}
     finally:
+        _stop(process)
+
+
+def test_metasync_sandbox_stops_on_sigterm_even_when_started_with_it_ignored():
+    port = free_port()
+    cli = Path(sys.executable).parent / "metasync"
+    ignoring = lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)  # noqa: E731 - as a job runner
+    process = subprocess.Popen([str(cli), "sandbox", "--port", str(port)], preexec_fn=ignoring,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _first_answer(f"http://127.0.0.1:{port}/_sandbox/shops", process)
         process.terminate()
-        process.wait(timeout=10)
+        assert process.wait(timeout=60) == 0
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # never leave a server behind; the test still fails
+            process.kill()
+            raise
 
 
 def assert_no_admin(answer: httpx.Response) -> None:
