@@ -192,15 +192,19 @@ def shops_resume(shop_id: str) -> None:
     "--workdir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where the demo keeps its state (default: the state dir, .metasync).",
+    help="The demo's own folder, wiped and rebuilt on every run; a folder with other files is "
+    "refused (default: .metasync/demo).",
 )
 def demo(catalog_path: Path | None, workdir: Path | None) -> None:
     """Run the main job end to end against the sandbox and print a per-shop summary."""
-    from pipelines.demo import run_demo
+    from pipelines.demo import DemoInputError, run_demo
 
-    summary = run_demo(
-        catalog_path=catalog_path, workdir=workdir or get_settings().state_dir / "demo"
-    )
+    try:
+        summary = run_demo(
+            catalog_path=catalog_path, workdir=workdir or get_settings().state_dir / "demo"
+        )
+    except DemoInputError as refused:
+        raise click.ClickException(str(refused)) from None
     click.echo(summary.render())
     sys.exit(0 if summary.ok else 1)
 

@@ -176,8 +176,9 @@ def run_demo(
     """The main job. `database_url` puts the metasync and OMS tables on another database (e.g.
     Postgres) and `dagster_storage_url` Dagster's instance storage; default: SQLite in workdir."""
     started = time.perf_counter()
+    export_kind = detect_export_kind(catalog_path) if catalog_path else None  # before wiping
     workdir = _fresh_workdir(workdir)
-    shops = _demo_shops(catalog_path, workdir / "stores")
+    shops = _demo_shops(catalog_path, export_kind, workdir / "stores")
     port = DEMO_PORT if _port_free(DEMO_PORT) else free_port()
     _point_environment_at(workdir, f"http://127.0.0.1:{port}", database_url, dagster_storage_url)
 
@@ -293,7 +294,9 @@ def _run_finance(instance, shop_id: str, failures: list[str]) -> None:
 # -- the shops and their stores -------------------------------------------------------------------
 
 
-def _demo_shops(catalog_path: Path | None, stores: Path) -> list[DemoShop]:
+def _demo_shops(
+    catalog_path: Path | None, export_kind: str | None, stores: Path
+) -> list[DemoShop]:
     stores.mkdir(parents=True, exist_ok=True)
     outdoor = stores / "outdoor-shopify.csv"
     kimono = stores / "kimono-woocommerce.csv"
@@ -309,7 +312,6 @@ def _demo_shops(catalog_path: Path | None, stores: Path) -> list[DemoShop]:
         generated=True,
     )
     if catalog_path is not None:
-        kind = detect_export_kind(catalog_path)
         copy = stores / catalog_path.name
         shutil.copyfile(catalog_path, copy)
         first = DemoShop(
@@ -317,7 +319,7 @@ def _demo_shops(catalog_path: Path | None, stores: Path) -> list[DemoShop]:
             f"Real export ({catalog_path.name})",
             "USD",
             "UTC",
-            kind,
+            export_kind,
             copy,
             generated=False,
         )
@@ -333,15 +335,21 @@ def _demo_shops(catalog_path: Path | None, stores: Path) -> list[DemoShop]:
     return [first, second]
 
 
+class DemoInputError(ValueError):
+    """The demo cannot start with what it was given (shown to the user without a traceback)."""
+
+
 def detect_export_kind(path: Path) -> str:
     """Shopify exports start with a Handle column; WooCommerce exports have ID and Type."""
-    header = path.read_bytes()[:4096].decode("utf-8-sig", errors="replace").splitlines()[0]
-    columns = {column.strip().strip('"') for column in header.split(",")}
+    lines = path.read_bytes()[:4096].decode("utf-8-sig", errors="replace").splitlines()
+    if not lines:
+        raise DemoInputError(f"{path}: the file is empty; expected a product export")
+    columns = {column.strip().strip('"') for column in lines[0].split(",")}
     if "Handle" in columns:
         return "shopify_csv"
     if {"ID", "Type"} <= columns:
         return "woocommerce_csv"
-    raise ValueError(
+    raise DemoInputError(
         f"{path}: neither a Shopify nor a WooCommerce product export (header: "
         f"{sorted(columns)[:8]}...)"
     )
@@ -477,12 +485,28 @@ def _statuses(conn, shop_id: str) -> dict[str, int]:
 # -- environment ---------------------------------------------------------------------------------
 
 
+DEMO_MARKER = ".metasync-demo"
+
+
 def _fresh_workdir(workdir: Path) -> Path:
+    """Wipe and recreate the demo's folder, but only a folder the demo made itself: a mistyped
+    --workdir (the state dir, a home folder) must never be deleted."""
     workdir = workdir.resolve()
-    if workdir.exists():
+    if workdir.exists() and any(workdir.iterdir()):
+        if not _made_by_the_demo(workdir):
+            raise DemoInputError(
+                f"{workdir} holds files the demo did not make; refusing to wipe it. "
+                "Choose a new or empty folder for --workdir."
+            )
         shutil.rmtree(workdir)
     (workdir / "dagster_home").mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("made by `metasync demo`; wiped on every demo run\n")
     return workdir
+
+
+def _made_by_the_demo(workdir: Path) -> bool:
+    # demo.env marks folders of demo runs from before the marker file existed
+    return (workdir / DEMO_MARKER).is_file() or (workdir / "demo.env").is_file()
 
 
 def _point_environment_at(
