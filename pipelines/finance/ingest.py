@@ -473,7 +473,7 @@ def ingest_finance(
     db = metasync.db()
     shop = metasync.registry().get(shop_id)
     window = Window.for_day(day, settings)
-    overlap = db.dialect == "postgresql" and oms.engine.dialect.name == "postgresql"
+    overlap = db.dialect == "postgresql"  # SQLite: one writer at a time, nothing to overlap
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-oms") as side:
         # Postgres: the OMS expected side (its own database, independent of Meta's rows) is read
         # while the payloads are (Postgres would otherwise idle then); the reconciliation waits
@@ -483,7 +483,7 @@ def ingest_finance(
             payouts = load_payouts(db, graph, shop, window)
             if overlap:
                 transactions, payments = load_transactions_and_payments(db, graph, shop, window)
-            else:  # SQLite: one writer at a time, nothing to overlap
+            else:
                 transactions = load_transactions(db, graph, shop, window)
                 payments = load_order_payments(db, graph, shop, window)
         result, gate = stage(db, oms, shop_id, settings, expected=expected)
