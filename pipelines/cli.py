@@ -19,7 +19,44 @@ import click
 from resources.settings import get_settings
 
 
-@click.group()
+class _UserFacingGroup(click.Group):
+    """Problems a user can fix (an unknown shop, an unreadable export, a refused token, a bad
+    database URL, an invalid value) end a command with their message, not a traceback; anything
+    else still raises, with --verbose for the detail."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except _user_fixable_errors() as problem:
+            raise click.ClickException(_one_line(problem)) from None
+
+
+def _user_fixable_errors() -> tuple[type[Exception], ...]:
+    from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from resources.meta.errors import GraphError
+    from resources.shops import InvalidShop, UnknownShop, VaultError
+    from resources.store.base import StoreSourceError
+
+    return (
+        UnknownShop, InvalidShop, VaultError, StoreSourceError, GraphError, ValidationError,
+        ArgumentError, OperationalError,
+    )  # fmt: skip
+
+
+def _one_line(problem: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(problem, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'value'}: {error['msg']}"
+            for error in problem.errors()
+        )
+    return str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+
+
+@click.group(cls=_UserFacingGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     logging.basicConfig(
@@ -74,9 +111,7 @@ def _iso_currency(_context, _param, code: str) -> str:
 @click.option("--cms-id", default=None, help="Commerce merchant settings id.")
 @click.option("--page-id", default=None)
 @click.option("--pixel-id", default=None)
-@click.option(
-    "--currency", required=True, callback=_iso_currency, help="ISO 4217 code, e.g. EUR."
-)
+@click.option("--currency", required=True, callback=_iso_currency, help="ISO 4217 code, e.g. EUR.")
 @click.option("--timezone", default="UTC", show_default=True)
 @click.option("--source", required=True, help="KIND:LOCATION, e.g. shopify_csv:/data/acme.csv")
 @click.option("--onsite-orders", is_flag=True, help="The shop uses Meta checkout.")
@@ -210,8 +245,12 @@ def demo(catalog_path: Path | None, workdir: Path | None) -> None:
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=None,
-              help="The demo folder whose state to open (default: .metasync/demo).")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The demo folder whose state to open (default: .metasync/demo).",
+)
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 def dev(workdir: Path | None, port: int) -> None:
     """Open the Dagster UI on the demo's state, with the sandbox serving its saved state."""
@@ -230,8 +269,10 @@ def dev(workdir: Path | None, port: int) -> None:
     sandbox_port = int(environment["METASYNC_GRAPH_BASE_URL"].rsplit(":", 1)[1])
 
     with SandboxServer(port=sandbox_port, admin=True, state_file=workdir / "sandbox.pickle"):
-        click.echo(f"sandbox on {environment['METASYNC_GRAPH_BASE_URL']}; "
-                   f"Dagster UI on http://127.0.0.1:{port}")
+        click.echo(
+            f"sandbox on {environment['METASYNC_GRAPH_BASE_URL']}; "
+            f"Dagster UI on http://127.0.0.1:{port}"
+        )
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
         try:
             subprocess.run(command, check=False)

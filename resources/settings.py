@@ -10,7 +10,7 @@ Secrets are ``SecretStr`` so that printing the settings never shows them.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_DIR = Path(".metasync")
@@ -39,6 +39,17 @@ class MetasyncSettings(BaseSettings):
     )
     graph_timeout_seconds: float = 20.0
     graph_max_attempts: int = 5
+
+    @field_validator("database_url", "oms_database_url")
+    @classmethod
+    def _postgres_driver(cls, url: str) -> str:
+        """`postgres://` and `postgresql://` (as hosting providers print them) get the psycopg2
+        driver: SQLAlchemy knows no `postgres` dialect, and SQLAlchemy 2.1 would map the bare
+        scheme to psycopg 3, which dagster-postgres does not run on."""
+        for scheme in ("postgres://", "postgresql://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg2://" + url.removeprefix(scheme)
+        return url
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'metasync.db'}"

@@ -222,10 +222,14 @@ class ShopRegistry:
 
     def set_status(self, shop_id: str, status: ShopStatus, reason: str | None = None) -> None:
         with self._db.begin() as conn:
-            conn.execute(
+            changed = conn.execute(
                 update(shops)
                 .where(shops.c.shop_id == shop_id)
                 .values(status=str(status), status_reason=reason, updated_at=utcnow())
+            ).rowcount
+        if not changed:
+            raise UnknownShop(
+                f"no shop {shop_id!r} in the registry; add it with `metasync shops add`"
             )
         logger.warning("shop %s is now %s: %s", shop_id, status, reason or "no reason given")
 

@@ -63,7 +63,9 @@ def render(
 
     kind, _, location = source.partition(":")
     if not location:
-        raise click.BadParameter("use KIND:LOCATION, e.g. shopify_csv:products.csv", "--source")
+        raise click.BadParameter(
+            "use KIND:LOCATION, e.g. shopify_csv:products.csv", param_hint="--source"
+        )
     try:
         shop = ShopContext(
             currency=currency,
@@ -108,6 +110,19 @@ def plan(shop_id: str, product_url_template: str | None, brand: str | None) -> N
     click.echo(", ".join(f"{value} {name}" for name, value in counts.items()), err=True)
 
 
+def _refuse_a_shop_that_may_not_run(metasync, shop_id: str) -> None:
+    """A paused shop or one waiting for a new token is skipped by the schedules; a manual sync
+    must not quietly do what they refuse to."""
+    from pipelines.shops import runnable_shops
+
+    _, skipped = runnable_shops(metasync, [shop_id])
+    if shop_id in skipped:
+        raise click.ClickException(
+            f"shop {shop_id} may not sync now ({skipped[shop_id]}); "
+            "`metasync shops resume` or `metasync shops set-token` first"
+        )
+
+
 @catalog.command("sync")
 @click.option("--shop", "shop_id", required=True)
 @click.option(
@@ -138,6 +153,7 @@ def sync_command(
         allow_shrink=allow_shrink,
     )
     metasync = _metasync()
+    _refuse_a_shop_that_may_not_run(metasync, shop_id)
     runners = {
         "full": sync.full_sync,
         "delta": sync.delta_sync,

@@ -96,3 +96,21 @@ def test_issues_lists_call_to_action_and_admin_link(registry, metasync_db):
 def test_issues_for_an_unknown_shop_fails(metasync_db):
     result = CliRunner().invoke(issues, ["--shop", "nobody"])
     assert result.exit_code != 0
+
+
+def test_a_manual_sync_of_a_paused_shop_is_refused_with_the_reason(registry, tmp_path):
+    from resources.shops import ShopStatus
+
+    store = write_woocommerce_csv(tmp_path / "woo.csv", products=2)
+    registry.add(
+        ShopProfile(shop_id="acme", name="Acme", catalog_id="c1", currency="EUR",
+                    source_kind="woocommerce_csv", source_location=str(store)),
+        token="secret-token",
+    )  # fmt: skip
+    registry.set_status("acme", ShopStatus.PAUSED, "holiday closure")
+
+    result = CliRunner().invoke(catalog, ["sync", "--shop", "acme", "--cadence", "full"])
+
+    assert result.exit_code == 1
+    assert "holiday closure" in result.output
+    assert registry.get("acme").status == ShopStatus.PAUSED  # never reached Meta, never re-marked

@@ -32,3 +32,18 @@ def test_shops_add_refuses_a_currency_that_is_not_iso_4217_and_stores_nothing():
     assert "not an ISO 4217 code" in result.output
     assert "Traceback" not in result.output
     assert ShopRegistry.from_settings().list_shops() == []
+
+
+def test_an_unknown_shop_ends_the_command_with_its_message_not_a_traceback():
+    result = CliRunner().invoke(main, ["issues", "--shop", "nosuch"])
+
+    assert result.exit_code == 1
+    assert "no shop 'nosuch'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_pausing_a_shop_that_does_not_exist_is_an_error_not_a_claimed_success():
+    result = CliRunner().invoke(main, ["shops", "pause", "nosuch", "--reason", "holiday"])
+
+    assert result.exit_code == 1
+    assert "no shop 'nosuch'" in result.output and "paused" not in result.output
