@@ -122,6 +122,13 @@ def _iso_currency(_context, _param, code: str) -> str:
     help="Link to a product in the store's admin, with {retailer_id}.",
 )
 @click.option(
+    "--storefront-url-template",
+    default=None,
+    help="A product's page on the storefront, e.g. https://acme.example/products/{handle} "
+    "(Meta needs a link for every item when the export has none).",
+)
+@click.option("--brand", default=None, help="Brand for products whose store gives none.")
+@click.option(
     "--token-env",
     default="METASYNC_SHOP_TOKEN",
     show_default=True,
@@ -140,6 +147,8 @@ def shops_add(
     onsite_orders,
     offers,
     admin_url_template,
+    storefront_url_template,
+    brand,
     token_env,
 ) -> None:
     """Register a shop. The token is never taken as an argument (it would land in shell history)."""
@@ -164,6 +173,8 @@ def shops_add(
         onsite_orders=onsite_orders,
         offers=offers,
         admin_url_template=admin_url_template,
+        storefront_url_template=storefront_url_template,
+        default_brand=brand,
     )
     click.echo(
         f"shop {profile.shop_id} registered ({', '.join(profile.capabilities) or 'catalog'})"

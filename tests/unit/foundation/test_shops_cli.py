@@ -11,7 +11,9 @@ TOKEN = "EAAG-shops-cli-token-0123456789"
 
 def _add(currency: str):
     arguments = ["shops", "add", "--id", "acme", "--name", "Acme", "--catalog-id", "cat-1",
-                 "--currency", currency, "--source", "shopify_csv:/data/acme.csv"]  # fmt: skip
+                 "--currency", currency, "--source", "shopify_csv:/data/acme.csv",
+                 "--storefront-url-template", "https://acme.example/products/{handle}",
+                 "--brand", "Acme"]  # fmt: skip
     return CliRunner().invoke(main, arguments, env={"METASYNC_SHOP_TOKEN": TOKEN})
 
 
@@ -23,6 +25,8 @@ def test_shops_add_registers_the_shop_without_echoing_its_token():
     assert TOKEN not in result.output
     shop = ShopRegistry.from_settings().get("acme")
     assert (shop.currency, shop.source_kind) == ("EUR", "shopify_csv")
+    assert shop.storefront_url_template == "https://acme.example/products/{handle}"
+    assert shop.default_brand == "Acme"
 
 
 def test_shops_add_refuses_a_currency_that_is_not_iso_4217_and_stores_nothing():
