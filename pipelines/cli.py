@@ -268,7 +268,7 @@ def dev(workdir: Path | None, port: int) -> None:
     import json
     import subprocess
 
-    from sandbox.server import SandboxServer
+    from sandbox.server import SandboxServer, interrupt_on_terminate
 
     workdir = (workdir or get_settings().state_dir / "demo").resolve()
     env_file = workdir / "demo.env"
@@ -285,10 +285,33 @@ def dev(workdir: Path | None, port: int) -> None:
             f"Dagster UI on http://127.0.0.1:{port}"
         )
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
+        interrupt_on_terminate()
+        dagster_dev = subprocess.Popen(command, preexec_fn=_default_stop_signals)
         try:
-            subprocess.run(command, check=False)
-        except KeyboardInterrupt:
-            pass
+            dagster_dev.wait()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: let dagster dev stop its own processes
+            _stop_gracefully(dagster_dev)
+
+
+def _default_stop_signals() -> None:
+    """In the child before exec: SIGINT and SIGTERM at their defaults, even when this process
+    was started with them ignored, so dagster dev and its processes can be stopped."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _stop_gracefully(process, seconds: float = 30) -> None:
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @main.group()

@@ -294,9 +294,7 @@ def _run_finance(instance, shop_id: str, failures: list[str]) -> None:
 # -- the shops and their stores -------------------------------------------------------------------
 
 
-def _demo_shops(
-    catalog_path: Path | None, export_kind: str | None, stores: Path
-) -> list[DemoShop]:
+def _demo_shops(catalog_path: Path | None, export_kind: str | None, stores: Path) -> list[DemoShop]:
     stores.mkdir(parents=True, exist_ok=True)
     outdoor = stores / "outdoor-shopify.csv"
     kimono = stores / "kimono-woocommerce.csv"
@@ -504,9 +502,15 @@ def _fresh_workdir(workdir: Path) -> Path:
     return workdir
 
 
+# What a demo run or a command pointed at its state (METASYNC_STATE_DIR) writes there.
+DEMO_FILES = frozenset(
+    {DEMO_MARKER, "demo.env", "dagster_home", "stores", "sandbox.pickle", "metasync.db",
+     "oms.db", "vault.key", "catalog_cache"}
+)  # fmt: skip
+
+
 def _made_by_the_demo(workdir: Path) -> bool:
-    # demo.env marks folders of demo runs from before the marker file existed
-    return (workdir / DEMO_MARKER).is_file() or (workdir / "demo.env").is_file()
+    return (workdir / DEMO_MARKER).is_file() or {p.name for p in workdir.iterdir()} <= DEMO_FILES
 
 
 def _point_environment_at(

@@ -80,7 +80,7 @@ class SandboxServer:
 def serve_forever(port: int, state_file: Path | None, admin: bool = False) -> None:
     """Foreground server for `metasync sandbox`; state saved to `state_file` on exit."""
     server = SandboxServer(port=port, admin=admin, state_file=state_file)
-    _stop_on_terminate_or_interrupt()
+    interrupt_on_terminate()
     server.start()
     logger.info("sandbox listening on %s (admin API %s)", server.url, "on" if admin else "off")
     try:
@@ -92,9 +92,9 @@ def serve_forever(port: int, state_file: Path | None, admin: bool = False) -> No
         server.stop()
 
 
-def _stop_on_terminate_or_interrupt() -> None:
-    """SIGTERM and SIGINT stop the server. Set explicitly: a process started from a background
-    shell or job runner inherits them ignored, and the sandbox then never exits."""
+def interrupt_on_terminate() -> None:
+    """SIGTERM and SIGINT raise KeyboardInterrupt in this process. Set explicitly: a process
+    started from a background shell or job runner inherits them ignored and never exits."""
 
     def interrupt(_signum, _frame):
         raise KeyboardInterrupt

@@ -58,3 +58,13 @@ def test_a_folder_the_demo_made_is_wiped_and_marked_again(tmp_path):
     with pytest.raises(DemoInputError):
         _keepsake(tmp_path / "other")
         _fresh_workdir(tmp_path / "other")
+
+
+def test_a_folder_holding_only_what_metasync_writes_is_taken_as_the_demos(tmp_path):
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / "metasync.db").write_text("")  # `METASYNC_STATE_DIR=<it> metasync status` ran first
+
+    _fresh_workdir(workdir)
+
+    assert (workdir / DEMO_MARKER).is_file()
