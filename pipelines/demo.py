@@ -367,8 +367,14 @@ def _onboard(admin: SandboxAdmin, registry: ShopRegistry, shop: DemoShop) -> Non
         source_location=str(shop.export),
         onsite_orders=True,
         admin_url_template=f"https://{shop.shop_id}.example/admin/products/{{product_id}}",
-        storefront_url_template=f"https://{shop.shop_id}.example/products/{{handle}}",
+        storefront_url_template=f"https://{shop.shop_id}.example"
+        + STOREFRONT_PATHS[shop.source_kind],
     )
+
+
+# Product pages as each store builds them: WooCommerce exports carry no handle (slug), and its
+# `?p=<id>` permalink works on every WooCommerce site.
+STOREFRONT_PATHS = {"shopify_csv": "/products/{handle}", "woocommerce_csv": "/?p={product_id}"}
 
 
 def _place_orders(admin: SandboxAdmin, shop: DemoShop) -> int:

@@ -17,7 +17,11 @@ import click
 from pipelines.catalog.normalise import ShopContext, normalise_catalog
 from resources.store import StoreSourceError, source_for
 
-URL_TEMPLATE_HELP = "Product page URL template, e.g. https://shop.example/products/{handle}."
+URL_TEMPLATE_HELP = (
+    "Product page URL template with {handle} {product_id} {variant_id} {sku}, e.g. "
+    "https://shop.example/products/{handle} (Shopify) or https://shop.example/?p={product_id} "
+    "(WooCommerce exports have no handle)."
+)
 
 
 def _line(record: dict[str, Any]) -> str:

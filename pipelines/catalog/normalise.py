@@ -151,6 +151,11 @@ class FieldLimits(BaseModel):
     additional_image_link_chars: int = Field(2000, gt=0)
 
 
+PLACEHOLDERS = ("product_id", "variant_id", "handle", "sku")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+_ANY_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
 class ShopContext(BaseModel):
     """What normalisation needs to know about the shop (a slice of the shop profile)."""
 
@@ -178,6 +183,19 @@ class ShopContext(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r}; use an IANA name") from exc
         return value
+
+    @field_validator("product_url_template", "admin_url_template")
+    @classmethod
+    def _known_placeholders(cls, template: str | None) -> str | None:
+        # an unknown or broken placeholder would put the same literal text in every link
+        if template:
+            unknown = set(_ANY_BRACES.findall(template)) - set(PLACEHOLDERS)
+            if unknown or template.count("{") != template.count("}"):
+                raise ValueError(
+                    f"URL template {template!r}: use only the placeholders "
+                    + " ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+                )
+        return template
 
 
 @dataclass(frozen=True)
@@ -787,7 +805,11 @@ def _link_fields(frame: pd.DataFrame, shop: ShopContext, limits: FieldLimits) ->
             RejectionReason.INVALID_IMAGE,
             lambda rows: "image " + image[rows] + " is not an http(s) URL",
         ),
-        (link == "", RejectionReason.MISSING_LINK, "no product link and no URL template"),
+        (
+            link == "",
+            RejectionReason.MISSING_LINK,
+            "no product link, and no URL template or none with a value for this product",
+        ),
         (
             (link != "") & ~_is_http(link),
             RejectionReason.INVALID_LINK,
@@ -818,20 +840,21 @@ def _image_list(text: str, limits: FieldLimits) -> str:
     return ",".join(kept)
 
 
-_PLACEHOLDER = re.compile(r"\{(product_id|variant_id|handle|sku)\}")
-
-
 def _render_template(template: str | None, frame: pd.DataFrame) -> pd.Series:
-    """Fill {product_id} {variant_id} {handle} {sku} column-wise (no per-row format calls)."""
+    """Fill {product_id} {variant_id} {handle} {sku} column-wise (no per-row format calls). A row
+    for which the store gives none of the template's placeholders a value (WooCommerce exports
+    have no handle) gets no link: the same bare link for every item would be wrong for all."""
     out = pd.Series("", index=frame.index, dtype="str")
     if not template:
         return out
     position = 0
+    unfilled = pd.Series(True, index=frame.index)
     for match in _PLACEHOLDER.finditer(template):
         value = frame[match.group(1)].str.replace(" ", "%20", regex=False)
+        unfilled &= value == ""
         out = out + template[position : match.start()] + value
         position = match.end()
-    return out + template[position:]
+    return (out + template[position:]).where(~unfilled, "")
 
 
 # --- rejection, items, hashes ---------------------------------------------------------------

@@ -44,7 +44,7 @@ from sandbox.orders.models import orders_backend
 SYNC_SETTINGS = SyncSettings(
     poll_interval_seconds=0,
     poll_timeout_seconds=30,
-    product_url_template="https://shop.example/products/{handle}",
+    product_url_template="https://shop.example/products/{handle}?p={product_id}",
     default_brand="Harness",
     max_batch_requests=4,  # small chunks: a crash can land in the middle of a batch run
     max_shrink_share=0.6,  # the mutated 8-product export swings by a few variants a round

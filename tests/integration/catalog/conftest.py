@@ -57,7 +57,7 @@ def settings() -> SyncSettings:
     return SyncSettings(
         poll_interval_seconds=0,
         poll_timeout_seconds=30,
-        product_url_template="https://shop.example/products/{handle}",
+        product_url_template="https://shop.example/products/{handle}?p={product_id}",
         default_brand="Acme Outdoor",
         max_batch_requests=10,
     )

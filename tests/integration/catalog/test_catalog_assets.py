@@ -24,7 +24,7 @@ from tests.integration.catalog.conftest import NOW, sandbox_items
 
 RUN_CONFIG = {
     "poll_interval_seconds": 0.0,
-    "product_url_template": "https://shop.example/products/{handle}",
+    "product_url_template": "https://shop.example/products/{handle}?p={product_id}",
     "default_brand": "Acme Outdoor",
 }
 

@@ -78,7 +78,7 @@ WORKER_START_DEADLINE = 90.0  # seconds; generous for a loaded 2-core CI machine
 DAY = 86400
 CATALOG_CONFIG = {
     "poll_interval_seconds": 0.0,
-    "product_url_template": "https://shop.example/products/{handle}",
+    "product_url_template": "https://shop.example/products/{handle}?p={product_id}",
     "default_brand": "Acme Outdoor",
 }
 COMPARED_TABLES = [

@@ -33,7 +33,7 @@ from resources.shops import ShopStatus
 
 CATALOG_CONFIG = {
     "poll_interval_seconds": 0.0,
-    "product_url_template": "https://shop.example/products/{handle}",
+    "product_url_template": "https://shop.example/products/{handle}?p={product_id}",
     "default_brand": "Acme Outdoor",
 }
 

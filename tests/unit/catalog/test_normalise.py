@@ -196,7 +196,7 @@ def test_format_price_refuses_unknown_currency() -> None:
 
 
 def test_currency_rules_in_normalisation(tmp_path) -> None:
-    shop = ShopContext(currency="JPY", timezone="Asia/Tokyo", product_url_template="https://s/{sku}",
+    shop = ShopContext(currency="JPY", timezone="Asia/Tokyo", product_url_template="https://s/{product_id}",
                        brand="和紙")  # fmt: skip
     frame = pd.DataFrame(
         {"variant_id": ["a", "b", "c"], "product_id": ["a", "b", "c"], "title": ["和紙"] * 3,
@@ -296,3 +296,21 @@ def test_shopify_row_without_handle_but_with_image_is_rejected_once(tmp_path, sh
     assert catalog.excluded.empty
     assert catalog.rejected[["source_row", "reason"]].values.tolist() == [[3, "missing_id"]]
     assert catalog.items["additional_image_link"].tolist() == [""]  # not the stray image
+
+
+def test_a_url_template_with_an_unknown_or_broken_placeholder_is_refused():
+    import pydantic
+
+    for template in ("https://s.example/p/{id}", "https://s.example/p/{slug", "https://x/{nope}"):
+        with pytest.raises(pydantic.ValidationError, match="use only the placeholders"):
+            ShopContext(currency="EUR", product_url_template=template)
+
+
+def test_placeholders_the_store_leaves_all_empty_give_no_link_instead_of_one_shared_link():
+    from pipelines.catalog.normalise import _render_template
+
+    frame = pd.DataFrame({"handle": ["tee", "", ""], "sku": ["S1", "S2", ""]})
+
+    links = _render_template("https://s.example/{handle}?sku={sku}", frame)
+
+    assert links.tolist() == ["https://s.example/tee?sku=S1", "https://s.example/?sku=S2", ""]
