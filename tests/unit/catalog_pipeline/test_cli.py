@@ -46,13 +46,17 @@ def test_render_with_a_bad_source_is_a_clear_error(tmp_path):
     assert "unknown source kind" in result.output
 
 
-def test_plan_prints_the_creates_of_a_first_sync(registry, tmp_path):
-    store = write_woocommerce_csv(tmp_path / "woo.csv", products=4)
+def _register_woocommerce_shop(registry, folder, products: int) -> None:
+    store = write_woocommerce_csv(folder / "woo.csv", products=products)
     registry.add(
         ShopProfile(shop_id="acme", name="Acme", catalog_id="c1", currency="EUR",
                     source_kind="woocommerce_csv", source_location=str(store)),
         token="secret-token",
     )  # fmt: skip
+
+
+def test_plan_prints_the_creates_of_a_first_sync(registry, tmp_path):
+    _register_woocommerce_shop(registry, tmp_path, products=4)
 
     result = CliRunner().invoke(
         catalog,
@@ -101,12 +105,7 @@ def test_issues_for_an_unknown_shop_fails(metasync_db):
 def test_a_manual_sync_of_a_paused_shop_is_refused_with_the_reason(registry, tmp_path):
     from resources.shops import ShopStatus
 
-    store = write_woocommerce_csv(tmp_path / "woo.csv", products=2)
-    registry.add(
-        ShopProfile(shop_id="acme", name="Acme", catalog_id="c1", currency="EUR",
-                    source_kind="woocommerce_csv", source_location=str(store)),
-        token="secret-token",
-    )  # fmt: skip
+    _register_woocommerce_shop(registry, tmp_path, products=2)
     registry.set_status("acme", ShopStatus.PAUSED, "holiday closure")
 
     result = CliRunner().invoke(catalog, ["sync", "--shop", "acme", "--cadence", "full"])
