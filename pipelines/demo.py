@@ -269,7 +269,7 @@ def _run_sensor(instance, sensor, job_name: str, failures: list[str], **resource
     job = defs.resolve_job_def(job_name)
     for request in requests:
         run = job.execute_in_process(
-            run_config=request.run_config,
+            run_config={**(request.run_config or {}), **QUIET_LOGS},
             instance=instance,
             tags=request.tags,
             raise_on_error=False,
