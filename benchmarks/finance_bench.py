@@ -417,6 +417,7 @@ STEPS = (
     ("ingest", "read_payments", "  read payments (fake Graph)"),
     ("ingest", "write_payments", "  write payments (step)"),
     ("ingest", "_write_then_orders", "  write transactions (step, 2nd connection)"),
+    ("ingest", "_write_payments_streamed", "  write payments (streamed, 3rd connection)"),
     ("store", "replace_transaction_batch", "  write transactions"),
     ("store", "replace_payment_batch", "  write payments"),
     ("setbased", "_meta_by_order", "  Meta side per order (SQL)"),

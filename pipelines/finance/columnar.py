@@ -17,7 +17,7 @@ gives exactly the rows the per-row path gives (a property test holds them equal)
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -569,7 +569,9 @@ def _payment_row(r: Any) -> PaymentRow:
 class PaymentColumns:
     """Reads each order's payment payloads into columns (`add` per order, `finish` at the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_table: Callable[[pd.DataFrame], None] | None = None) -> None:
+        """`on_table` sees each chunk of fast-shape payments once read (to write it meanwhile)."""
+        self._on_table = on_table
         self._fields: list[tuple] = []
         self._tables: list[pd.DataFrame] = []
         self._slow: list[tuple[int, PaymentRow]] = []
@@ -605,6 +607,8 @@ class PaymentColumns:
             table[f"{name}_minor"] = minor
         self._tables.append(table)
         self._fields = []
+        if self._on_table is not None:
+            self._on_table(table)
 
     def finish(self) -> PaymentBatch:
         self._flush()

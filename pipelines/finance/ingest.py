@@ -11,7 +11,8 @@ and stage it with its checks -> publish the analyst tables when the blocking che
 
 import gc
 import logging
-from collections.abc import Iterator
+import queue
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from pipelines.finance import setbased, store
 from pipelines.finance.columnar import (
@@ -40,6 +41,7 @@ from pipelines.finance.reconcile import ReconcileSettings, trailing_window_start
 from pipelines.finance.setbased import FrameReconciliation, reconcile_set_based
 from resources.db import MetasyncDatabase
 from resources.db.finance_tables import finance_payouts, finance_transactions
+from resources.db.types import utcnow
 from resources.meta.finance import PAYOUT_FIELDS, TRANSACTION_FIELDS
 from resources.meta.orders import PAYMENT_FIELDS, unix_seconds
 from resources.meta.transport import GraphClient
@@ -279,8 +281,11 @@ def load_order_payments(
     return _payment_result(batch, graph.calls - calls_before)
 
 
-def read_payments(graph: GraphClient, order_ids: list[str]) -> PaymentBatch:
-    columns = PaymentColumns()  # as normalize_payments, column-wise (`columnar.py`)
+def read_payments(
+    graph: GraphClient, order_ids: list[str],
+    on_table: Callable[[pd.DataFrame], None] | None = None,
+) -> PaymentBatch:  # fmt: skip
+    columns = PaymentColumns(on_table)  # as normalize_payments, column-wise (`columnar.py`)
     with _bulk_reading():
         for order_id in order_ids:
             columns.add(order_id, fetch_payments(graph, order_id))
@@ -293,16 +298,20 @@ def write_payments(
     with db.begin() as conn:
         store.fast_load_session(conn)
         store.replace_payment_batch(conn, shop_id, window.day, order_ids, batch)
-        store.record_quarantine(conn, shop_id, window.day, "payments", batch.rejects)
-        store.record_load(
-            conn,
-            shop_id,
-            window.day,
-            window.start,
-            window.day,
-            payments_loaded=len(batch),
-            quarantined=store.quarantined_in_partition(conn, shop_id, window.day),
-        )
+        _record_payments(conn, shop_id, window, batch)
+
+
+def _record_payments(conn: Connection, shop_id: str, window: Window, batch: PaymentBatch) -> None:
+    store.record_quarantine(conn, shop_id, window.day, "payments", batch.rejects)
+    store.record_load(
+        conn,
+        shop_id,
+        window.day,
+        window.start,
+        window.day,
+        payments_loaded=len(batch),
+        quarantined=store.quarantined_in_partition(conn, shop_id, window.day),
+    )
 
 
 def _payment_result(batch: PaymentBatch, api_calls: int) -> StepResult:
@@ -315,24 +324,28 @@ def _payment_result(batch: PaymentBatch, api_calls: int) -> StepResult:
 def load_transactions_and_payments(
     db: MetasyncDatabase, graph: GraphClient, shop: ShopProfile, window: Window
 ) -> tuple[StepResult, StepResult]:
-    """`load_transactions` then `load_order_payments`, with the transactions written (a second
-    connection, Postgres's core) while the payments of their orders are fetched (this one): the
-    same two atomic partition writes, in the same order. The orders fetched are the batch's;
-    the partition's orders as stored are read once the transactions are committed, and any
-    difference (rows an earlier load of the day left outside this window) is fetched again."""
+    """`load_transactions` then `load_order_payments` on Postgres, using both cores: once the
+    transactions are read, a second connection writes them while this thread fetches the
+    payments of their orders, and a third writes those payments chunk by chunk as they are
+    read (from the transactions' commit on). Each write stays one atomic transaction, and the
+    payments commit after the transactions, as in the sequential steps. The orders fetched are
+    the batch's; when the partition's orders as stored differ (rows an earlier load of the day
+    left outside this window), the stored orders' payments are fetched and written instead."""
     calls_before = graph.calls
-    batch, rejects = read_transactions(
-        graph, shop, window, _payout_refs_of_day(db, shop.shop_id, window.day)
-    )
+    refs = _payout_refs_of_day(db, shop.shop_id, window.day)
+    batch, rejects = read_transactions(graph, shop, window, refs)
     transaction_calls = graph.calls - calls_before
     expected_orders = sorted(set(batch.table["order_id"].tolist()))
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-writer") as writer:
-        written = writer.submit(_write_then_orders, db, shop.shop_id, window, batch, rejects)
-        payments = read_payments(graph, expected_orders)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="finance-writer") as writers:
+        written = writers.submit(_write_then_orders, db, shop.shop_id, window, batch, rejects)
+        payments, streamed = _read_payments_streaming(
+            writers, db, graph, shop.shop_id, window, expected_orders, written
+        )
         order_ids = written.result()
-    if order_ids != expected_orders:
+        committed = streamed.result()
+    if not committed:
         payments = read_payments(graph, order_ids)
-    write_payments(db, shop.shop_id, window, order_ids, payments)
+        write_payments(db, shop.shop_id, window, order_ids, payments)
     payment_calls = graph.calls - calls_before - transaction_calls
     return (
         _transaction_result(batch, rejects, transaction_calls),
@@ -346,6 +359,71 @@ def _write_then_orders(
 ) -> list[str]:  # fmt: skip
     write_transactions(db, shop_id, window, batch, rejects)
     return _orders_in_window(db, shop_id, window)
+
+
+def _read_payments_streaming(
+    writers: ThreadPoolExecutor, db: MetasyncDatabase, graph: GraphClient, shop_id: str,
+    window: Window, order_ids: list[str], written: "Future[list[str]]",
+) -> tuple[PaymentBatch, "Future[bool]"]:  # fmt: skip
+    """The payments of `order_ids` read here, each chunk handed to a writer as it is read."""
+    pipe = _ChunkPipe()
+    batch_read: Future[PaymentBatch] = Future()
+    streamed = writers.submit(
+        _write_payments_streamed, db, shop_id, window, order_ids, pipe, batch_read, written
+    )
+    try:
+        batch = read_payments(graph, order_ids, on_table=pipe.put)
+    except BaseException as error:  # the writer rolls back
+        pipe.close(error)
+        batch_read.set_exception(error)
+        raise
+    pipe.close()
+    batch_read.set_result(batch)
+    return batch, streamed
+
+
+def _write_payments_streamed(
+    db: MetasyncDatabase, shop_id: str, window: Window, order_ids: list[str],
+    chunks: Iterable[pd.DataFrame], batch_read: "Future[PaymentBatch]",
+    written: "Future[list[str]]",
+) -> bool:  # fmt: skip
+    """`write_payments`, fed while the payments are read. Starts once the transactions are
+    committed (`written`; two bulk COPYs at once would only share Postgres's one core), and
+    only if the partition's orders are `order_ids`: False, nothing written, otherwise."""
+    if written.result() != order_ids:
+        return False
+    now = utcnow()
+    with db.begin() as conn:
+        store.fast_load_session(conn)
+        store.copy_payment_chunks(conn, shop_id, window.day, order_ids, chunks, now)
+        batch = batch_read.result()
+        store.insert_slow_payments(conn, shop_id, window.day, now, batch)
+        _record_payments(conn, shop_id, window, batch)
+    return True
+
+
+_END = object()
+
+
+class _ChunkPipe:
+    """Chunks handed from the reading thread to a writing one; iterating yields them until
+    `close`, and a closing error is raised to the writer. Unbounded: the chunks are kept by
+    the batch being read anyway, so a writer that starts late costs no memory."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def put(self, item: Any) -> None:
+        self._queue.put(item)
+
+    def close(self, error: BaseException | None = None) -> None:
+        self.put(_END if error is None else error)
+
+    def __iter__(self) -> Iterator[Any]:
+        while (item := self._queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def _payout_refs_of_day(db: MetasyncDatabase, shop_id: str, day: date) -> list[str]:

@@ -579,6 +579,34 @@ def copy_arrow(conn: Connection, table_name: str, table: Any) -> None:
         cursor.close()
 
 
+def copy_arrow_tables(conn: Connection, table_name: str, tables: Iterable[Any]) -> None:
+    """`copy_arrow` of Arrow tables (same columns) arriving one by one: one COPY that takes
+    each as it comes (Postgres parses one while the next is produced)."""
+    import pyarrow.csv as pacsv
+
+    tables = iter(tables)
+    first = next(tables, None)
+    if first is None:
+        return
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def slices() -> Iterable[bytes]:
+        for table in itertools.chain([first], tables):
+            if table.num_rows:
+                out = io.BytesIO()
+                pacsv.write_csv(table, out, options)
+                yield out.getvalue()
+
+    cursor = conn.connection.cursor()
+    try:
+        cursor.copy_expert(
+            f"COPY {table_name} ({', '.join(first.column_names)}) FROM STDIN WITH (FORMAT csv)",
+            _ChunkReader(slices()),
+        )
+    finally:
+        cursor.close()
+
+
 class _ChunkReader(io.TextIOBase):
     """A file-like view of an iterator of text chunks, for COPY FROM STDIN."""
 
@@ -645,6 +673,24 @@ def replace_payment_batch(
                _payment_arrow(batch.table, shop_id, partition_date, now))  # fmt: skip
     _insert_payment_rows(conn, shop_id, partition_date, now, batch.slow)
     return len(batch)
+
+
+def copy_payment_chunks(
+    conn: Connection, shop_id: str, partition_date: date, order_ids: Iterable[str],
+    chunks: Iterable[pd.DataFrame], now: datetime,
+) -> None:  # fmt: skip
+    """The fast-shape part of `replace_payment_batch` (Postgres), fed `PaymentColumns` chunks
+    while they are read: the orders' payments deleted, then each chunk COPY'd as it comes.
+    The caller adds `batch.slow` (`insert_slow_payments`) once the reading is done."""
+    _delete_payments(conn, shop_id, order_ids)
+    tables = (_payment_arrow(chunk, shop_id, partition_date, now) for chunk in chunks)
+    copy_arrow_tables(conn, finance_order_payments.name, tables)
+
+
+def insert_slow_payments(
+    conn: Connection, shop_id: str, partition_date: date, now: datetime, batch: Any
+) -> None:
+    _insert_payment_rows(conn, shop_id, partition_date, now, batch.slow)
 
 
 def _payment_arrow(table: pd.DataFrame, shop_id: str, partition_date: date, now: datetime) -> Any:

@@ -12,6 +12,7 @@ from pipelines.finance.ingest import FinanceSettings, ingest_finance
 from resources.db import MetasyncDatabase
 from resources.db.finance_tables import (
     FINANCE_TABLES,
+    finance_order_payments,
     finance_order_reconciliation,
     finance_payout_reconciliation,
     finance_quarantine,
@@ -280,3 +281,41 @@ def test_reload_with_key_sets_in_temporary_tables_changes_nothing(env, monkeypat
     ingest_finance(metasync, oms, "acme", DAY)
     assert dump(metasync.db()) == first
     assert len(first["finance_transactions"]) == 2
+
+
+def _payment(payment_id: str) -> dict:
+    return {
+        "id": payment_id,
+        "total_amount": money("10.80"),
+        "subtotal": {"items": money("10.00")},
+        "tax": money("0.80"),
+    }
+
+
+def test_overlapped_load_rewrites_payments_when_the_partition_holds_other_orders(env, monkeypatch):
+    """Postgres writes the payments of the batch's orders while its transactions are written;
+    when the partition's orders as stored differ, those are rolled back and the stored
+    orders' payments fetched and written instead (one set, no duplicate)."""
+    from pipelines.finance import ingest
+
+    metasync, oms, graph = env
+    if metasync.db().dialect != "postgresql":
+        pytest.skip("the overlapped load is Postgres only")
+    shipped_oms_order(oms, "acme", "o1", unit_price="10.00", tax="0.80")
+    graph.transactions = [sale("o1", net="10.47", fee="-0.33")]
+    graph.payouts = [payout("P1", "10.47")]
+    graph.payments["o1"] = [_payment("pay1")]
+    graph.payments["o-left"] = [_payment("pay-left")]
+    stored_orders = ingest._orders_in_window
+    monkeypatch.setattr(
+        ingest,
+        "_orders_in_window",
+        lambda db, shop_id, window: sorted([*stored_orders(db, shop_id, window), "o-left"]),
+    )
+
+    summary = ingest_finance(metasync, oms, "acme", DAY)
+
+    assert summary.payments_loaded == 2
+    with metasync.db().begin() as conn:
+        stored = conn.execute(select(finance_order_payments.c.payment_id)).scalars().all()
+    assert sorted(stored) == ["pay-left", "pay1"]
