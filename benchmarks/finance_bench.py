@@ -27,9 +27,12 @@ generation, bulk-loading the OMS with COPY) is not timed.
 
 Target: <= 60 s for the ingest call, the tables published, every transaction accounted for.
 The last line says whether it was met, and the CPU seconds of this process and of Postgres behind
-it (top-level steps show their Postgres CPU too). Not met yet on the shared 2-core machine:
-~135 CPU-s in all for 1M, about half of it Postgres (TODO(finance-scale) in
-pipelines/finance/ingest.py says where it goes).
+it (top-level steps show their Postgres CPU too; it counts every postgres process of the
+machine, so other users' queries show up in it). On Postgres the loads run as one step
+("2+3"): the transactions are written while the payments are read, so the CPU of the two sides
+overlaps and wall time is less than their sum. Not met yet on the shared 2-core machine:
+~81-86 s wall for 1M, ~105 CPU-s in all (TODO(finance-scale) in pipelines/finance/ingest.py
+says where it goes).
 """
 
 import argparse

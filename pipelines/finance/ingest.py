@@ -483,13 +483,16 @@ def reconcile_loaded(
     any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
     same rules as the pure `reconcile.reconcile_shop`."""
     # TODO(finance-scale): 1M transactions (cold first load, benchmarks/finance_bench.py) take
-    # ~135 CPU-s in all, about half of it Postgres: ~60 s here (payload reads ~35 s of which the
-    # fake Graph ~10 s, per-order frame 5-10 s, OMS frames 6 s) and ~70 s in Postgres (COPY into
-    # the indexed transactions/taxes/payments tables ~30 s, reconcile queries ~30 s: OMS side
-    # ~10, tax summary ~7.5, Meta per order ~3, staging ~4; publish INSERT..SELECT ~11 s).
-    # Postgres alone is over the 60 s target on 2 cores. Next: reconcile only the orders whose
-    # transactions, payments or lag status changed (and the OMS orders changed since the last
-    # run) and keep the rest of the published rows; publish changed rows only.
+    # ~81-86 s on the shared 2-core machine (~50 CPU-s here, ~55 in Postgres), the two sides
+    # now overlapped on Postgres (`load_transactions_and_payments`, the OMS side read while the
+    # payloads are, the daily/tax sums on a second connection). The critical path: reading the
+    # transactions (~19 s, Postgres idle but for the OMS read) -> writing them (~22 s, while
+    # the payments are read) -> the payments' COPY tail -> reconcile (~18 s) -> stage (~5 s)
+    # -> publish (~9-14 s, one INSERT..SELECT, nothing beside it). Next: stream the
+    # transactions into an unindexed temporary table while they are read and move them into
+    # the table at the end (merge losers deleted first; ~9 s instead of ~22 after the read);
+    # write the analyst rows on a second connection while staging when the gate passed;
+    # reconcile only the orders whose transactions, payments or lag status changed.
     return reconcile_set_based(db, oms, shop_id, settings.reconcile(), expected)
 
 
