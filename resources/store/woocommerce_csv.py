@@ -166,7 +166,7 @@ def _resolve_parents(frame: pd.DataFrame) -> pd.Series:
     by_id = ref.str.extract(r"^id:(\S+)$", expand=False).fillna("")
     skus = pd.DataFrame({"sku": column(frame, "SKU"), "id": frame["id"]})
     skus = skus.loc[skus["sku"] != ""].drop_duplicates("sku").set_index("sku")["id"]
-    by_sku = ref.map(skus).fillna("")
+    by_sku = ref.map(skus).astype("object").fillna("")  # all-NaN (no match) maps to float
     resolved = by_id.where(by_id != "", by_sku)
     return resolved.where(resolved != "", ref)
 
@@ -219,7 +219,7 @@ def _items(frame: pd.DataFrame, parent: pd.DataFrame, variation: pd.Series) -> p
     own_images = _image_list(column(frame, "Images"))
     parent_images = _image_list(parent["Images"])
     images = own_images.where(own_images.str.len() > 0, parent_images)
-    out["image_link"] = images.str[0].fillna("")
+    out["image_link"] = images.str[0].astype("object").fillna("")
     extra = parent_images.where(variation, images.str[1:])
     out["additional_image_links"] = [
         ",".join(url for url in urls if url != main)
