@@ -360,7 +360,13 @@ class Run:
 
 
 def _execute(run: Run) -> tuple[str, bool]:
-    return run.execute()
+    try:
+        return run.execute()
+    finally:
+        # A run maps SIGTERM to SIGINT's handler (dagster's interrupts), and SIGINT is ignored in
+        # a process started in the background (CI): the pool's terminate() then never ended
+        # this forked worker and hung the test. Put SIGTERM back to its default.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _partition_tags(key) -> dict[str, str]:
