@@ -215,15 +215,8 @@ def write_transactions(
     with db.begin() as conn:
         store.fast_load_session(conn)
         store.replace_transaction_batch(conn, shop_id, window.day, window.start, window.day, batch)
-        store.record_quarantine(conn, shop_id, window.day, "transactions", rejects)
-        store.record_load(
-            conn,
-            shop_id,
-            window.day,
-            window.start,
-            window.day,
-            transactions_loaded=len(batch),
-            quarantined=store.quarantined_in_partition(conn, shop_id, window.day),
+        _record_partition_load(
+            conn, shop_id, window, "transactions", rejects, transactions_loaded=len(batch)
         )
 
 
@@ -302,15 +295,29 @@ def write_payments(
 
 
 def _record_payments(conn: Connection, shop_id: str, window: Window, batch: PaymentBatch) -> None:
-    store.record_quarantine(conn, shop_id, window.day, "payments", batch.rejects)
+    _record_partition_load(
+        conn, shop_id, window, "payments", batch.rejects, payments_loaded=len(batch)
+    )
+
+
+def _record_partition_load(
+    conn: Connection,
+    shop_id: str,
+    window: Window,
+    source: str,
+    rejects: list[Rejected],
+    **loaded: int,
+) -> None:
+    """A load step's quarantine and its load record, with the partition's quarantine count."""
+    store.record_quarantine(conn, shop_id, window.day, source, rejects)
     store.record_load(
         conn,
         shop_id,
         window.day,
         window.start,
         window.day,
-        payments_loaded=len(batch),
         quarantined=store.quarantined_in_partition(conn, shop_id, window.day),
+        **loaded,
     )
 
 
