@@ -32,7 +32,6 @@ from pipelines.finance.money import ZERO, exponent
 from pipelines.finance.normalize import (
     _DIRECTION_BY_NAME,
     _PAYMENT_KEYS,
-    _TAX_KEYS,
     _TXN_KEYS,
     PaymentRow,
     Rejected,
@@ -42,6 +41,7 @@ from pipelines.finance.normalize import (
     _fast_shipment_ids,
     _text_or_none,
     payment_row_or_reject,
+    plain_tax_details,
     transaction_row_or_reject,
 )
 
@@ -205,26 +205,7 @@ def _transaction_fields(raw: dict[str, Any]) -> tuple | None:
 
 
 def _tax_fields(details: Any, currency: str) -> list[tuple] | None:
-    details = _edge(details)
-    if details is None:
-        return None
-    lines = []
-    for detail in details:
-        if type(detail) is not dict or not detail.keys() <= _TAX_KEYS:
-            return None
-        get = detail.get
-        category, jurisdiction = get("tax_category"), get("jurisdiction")
-        imposition, rate = get("imposition"), get("item_tax_rate")
-        if not _text_or_none(category, jurisdiction, imposition, rate):
-            return None
-        money = _money_parts(get("item_tax_amount"))
-        if money is None or money[1] != currency:
-            return None
-        lines.append(
-            (category or "UNSPECIFIED", jurisdiction or "UNSPECIFIED",
-             imposition or "UNSPECIFIED", rate, money[0])
-        )  # fmt: skip
-    return lines
+    return plain_tax_details(details, currency, _money_parts)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -301,6 +301,31 @@ def _fast_transaction_row(raw: dict[str, Any]) -> TransactionRow | None:
 
 
 def _fast_tax_lines(details: Any, currency: str, direction: int) -> tuple[TaxLine, ...] | None:
+    plain = plain_tax_details(details, currency, _fast_money)
+    if plain is None:
+        return None
+    lines = []
+    for category, jurisdiction, imposition, rate, amount in plain:
+        magnitude = amount.copy_abs()
+        lines.append(
+            TaxLine(
+                category,
+                jurisdiction,
+                imposition,
+                rate,
+                magnitude if direction > 0 else -magnitude,
+                currency,
+            )  # fmt: skip
+        )
+    return tuple(lines)
+
+
+def plain_tax_details(
+    details: Any, currency: str, parse_money: Callable[[Any], tuple[Any, str] | None]
+) -> list[tuple] | None:
+    """Tax details of the common shape as (category, jurisdiction, imposition, rate, amount),
+    the amount as `parse_money` reads it; None when any detail is not of that shape (the caller
+    then takes the validating path)."""
     details = _edge(details)
     if details is None:
         return None
@@ -313,21 +338,14 @@ def _fast_tax_lines(details: Any, currency: str, direction: int) -> tuple[TaxLin
         imposition, rate = get("imposition"), get("item_tax_rate")
         if not _text_or_none(category, jurisdiction, imposition, rate):
             return None
-        money = _fast_money(get("item_tax_amount"))
+        money = parse_money(get("item_tax_amount"))
         if money is None or money[1] != currency:
             return None
-        magnitude = money[0].copy_abs()
         lines.append(
-            TaxLine(
-                category or "UNSPECIFIED",
-                jurisdiction or "UNSPECIFIED",
-                imposition or "UNSPECIFIED",
-                rate,
-                magnitude if direction > 0 else -magnitude,
-                currency,
-            )  # fmt: skip
-        )
-    return tuple(lines)
+            (category or "UNSPECIFIED", jurisdiction or "UNSPECIFIED",
+             imposition or "UNSPECIFIED", rate, money[0])
+        )  # fmt: skip
+    return lines
 
 
 def merge_transactions(
