@@ -329,22 +329,27 @@ def _payment_result(batch: PaymentBatch, api_calls: int) -> StepResult:
 
 
 def load_transactions_and_payments(
-    db: MetasyncDatabase, graph: GraphClient, shop: ShopProfile, window: Window
-) -> tuple[StepResult, StepResult]:
+    db: MetasyncDatabase, graph: GraphClient, shop: ShopProfile, window: Window,
+    on_transactions_written: Callable[[], Any] | None = None,
+) -> tuple[StepResult, StepResult]:  # fmt: skip
     """`load_transactions` then `load_order_payments` on Postgres, using both cores: once the
     transactions are read, a second connection writes them while this thread fetches the
     payments of their orders, and a third writes those payments chunk by chunk as they are
     read (from the transactions' commit on). Each write stays one atomic transaction, and the
     payments commit after the transactions, as in the sequential steps. The orders fetched are
     the batch's; when the partition's orders as stored differ (rows an earlier load of the day
-    left outside this window), the stored orders' payments are fetched and written instead."""
+    left outside this window), the stored orders' payments are fetched and written instead.
+    `on_transactions_written` is called (on the writer's thread) once the transactions have
+    committed, to start what needs them but not the payments."""
     calls_before = graph.calls
     refs = _payout_refs_of_day(db, shop.shop_id, window.day)
     batch, rejects = read_transactions(graph, shop, window, refs)
     transaction_calls = graph.calls - calls_before
     expected_orders = sorted(set(batch.table["order_id"].tolist()))
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="finance-writer") as writers:
-        written = writers.submit(_write_then_orders, db, shop.shop_id, window, batch, rejects)
+        written = writers.submit(
+            _write_then_orders, db, shop.shop_id, window, batch, rejects, on_transactions_written
+        )
         payments, streamed = _read_payments_streaming(
             writers, db, graph, shop.shop_id, window, expected_orders, written
         )
@@ -362,9 +367,11 @@ def load_transactions_and_payments(
 
 def _write_then_orders(
     db: MetasyncDatabase, shop_id: str, window: Window, batch: TransactionBatch,
-    rejects: list[Rejected],
+    rejects: list[Rejected], on_written: Callable[[], Any] | None = None,
 ) -> list[str]:  # fmt: skip
     write_transactions(db, shop_id, window, batch, rejects)
+    if on_written is not None:
+        on_written()
     return _orders_in_window(db, shop_id, window)
 
 
@@ -485,22 +492,21 @@ class Gate:
 def reconcile_loaded(
     db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: FinanceSettings,
     expected: "Future[pd.DataFrame] | None" = None,
+    meta_side: "Future[setbased.MetaSide] | None" = None,
 ) -> FrameReconciliation:  # fmt: skip
     """The shop's whole reconciliation, as of the latest day loaded (so reruns and backfills in
     any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
     same rules as the pure `reconcile.reconcile_shop`."""
     # TODO(finance-scale): 1M transactions (cold first load, benchmarks/finance_bench.py) take
-    # ~81-86 s on the shared 2-core machine (~50 CPU-s here, ~55 in Postgres), the two sides
-    # now overlapped on Postgres (`load_transactions_and_payments`, the OMS side read while the
-    # payloads are, the daily/tax sums on a second connection). The critical path: reading the
-    # transactions (~19 s, Postgres idle but for the OMS read) -> writing them (~22 s, while
-    # the payments are read) -> the payments' COPY tail -> reconcile (~18 s) -> stage (~5 s)
-    # -> publish (~9-14 s, one INSERT..SELECT, nothing beside it). Next: stream the
-    # transactions into an unindexed temporary table while they are read and move them into
-    # the table at the end (merge losers deleted first; ~9 s instead of ~22 after the read);
-    # write the analyst rows on a second connection while staging when the gate passed;
-    # reconcile only the orders whose transactions, payments or lag status changed.
-    return reconcile_set_based(db, oms, shop_id, settings.reconcile(), expected)
+    # 44-55 s on this 2-core machine (73 s on a slower one), about 65-71 CPU-s in all, half of
+    # it in Postgres: both cores are busy through the loads, so overlapping more does not pay
+    # (streaming the transactions into the table while they are read was tried: the writer's
+    # Python slowed the read by more than it saved). What is left is less work: reading the
+    # payloads (~13 s of Python for the transactions, ~9 s for the payments), writing them
+    # (~11 s, most of it Postgres index upkeep), the tax summary (~4.5 s), and the analyst
+    # order rows (~7 s COPY beside staging). Next: reconcile only the orders whose
+    # transactions, payments or lag status changed, and skip payments of known orders.
+    return reconcile_set_based(db, oms, shop_id, settings.reconcile(), expected, meta_side)
 
 
 def evaluate_gate(
@@ -562,21 +568,34 @@ def ingest_finance(
     shop = metasync.registry().get(shop_id)
     window = Window.for_day(day, settings)
     overlap = db.dialect == "postgresql"  # SQLite: one writer at a time, nothing to overlap
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-oms") as side:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="finance-side") as side:
         # Postgres: the OMS expected side (its own database, independent of Meta's rows) is read
-        # while the payloads are (Postgres would otherwise idle then); the reconciliation waits
-        # for it. The OMS may change meanwhile as it may during any run: the next run sees it.
+        # while the payloads are (Postgres would otherwise idle then), and the Meta side per
+        # order once the transactions are in, while the payments are still being written; the
+        # reconciliation waits for both. The OMS may change meanwhile as it may during any run:
+        # the next run sees it.
         expected = side.submit(setbased.expected_frame, oms, shop_id) if overlap else None
+        meta_side: list[Future[setbased.MetaSide]] = []  # started by the transactions' writer
+
+        def read_meta_side() -> None:
+            meta_side.append(side.submit(setbased.read_meta_side, db, shop_id))
+
         with metasync.graph_for(shop_id) as graph:
             payouts = load_payouts(db, graph, shop, window)
             if overlap:
-                transactions, payments = load_transactions_and_payments(db, graph, shop, window)
+                transactions, payments = load_transactions_and_payments(
+                    db, graph, shop, window, on_transactions_written=read_meta_side
+                )
             else:
                 transactions = load_transactions(db, graph, shop, window)
                 payments = load_order_payments(db, graph, shop, window)
-        result, gate = stage(db, oms, shop_id, settings, expected=expected)
-    if gate.passed:
-        store.publish_reconciliation(db, shop_id)
+        early = meta_side[0] if meta_side else None
+        result = reconcile_loaded(db, oms, shop_id, settings, expected, early)
+    gate = evaluate_gate(db, shop_id, result, settings)
+    if gate.passed:  # staged and published at once: the same tables as the two asset steps
+        store.stage_and_publish(db, shop_id, result)
+    else:
+        store.stage_reconciliation(db, shop_id, result, checks_passed=False)
     logger.info(
         "finance %s %s: %d payouts, %d transactions, %d payments, %d quarantined, published=%s",
         shop_id, day, payouts.loaded, transactions.loaded, payments.loaded,

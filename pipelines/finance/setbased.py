@@ -146,11 +146,30 @@ class FrameReconciliation:
 # -- entry -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MetaSide:
+    """The Meta side per order (`_meta_by_order`), as read for these completed payouts."""
+
+    completed: frozenset[str]
+    frame: pd.DataFrame
+
+
+def read_meta_side(db: MetasyncDatabase, shop_id: str) -> MetaSide:
+    """The Meta side per order on its own connection: it needs the transactions and payouts
+    only, so `ingest_finance` reads it while the payments are still being written."""
+    with db.begin() as conn:
+        _session_for_scans(conn)
+        completed = frozenset(p.payout_reference_id for p in _payouts(conn, shop_id) if p.completed)
+        return MetaSide(completed, _meta_by_order(conn, shop_id, set(completed)))
+
+
 def reconcile_set_based(
     db: MetasyncDatabase, oms: OmsAdapter, shop_id: str, settings: ReconcileSettings,
-    expected: "Future[pd.DataFrame] | None" = None,
+    expected: "Future[pd.DataFrame] | None" = None, meta_side: "Future[MetaSide] | None" = None,
 ) -> FrameReconciliation:  # fmt: skip
-    """`expected`: the OMS expected side (`expected_frame`) already being read elsewhere."""
+    """`expected`: the OMS expected side (`expected_frame`) already being read elsewhere;
+    `meta_side`: the Meta side per order, read once the transactions were loaded (used when
+    the payouts it was read for are still the completed ones)."""
     with db.begin() as conn:
         _session_for_scans(conn)
         as_of = _as_date(
@@ -166,7 +185,11 @@ def reconcile_set_based(
         completed = {p.payout_reference_id for p in payouts if p.completed}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-sums") as side:
             sums = _summaries_beside(side, db, shop_id, completed, payouts)
-            meta = _meta_by_order(conn, shop_id, completed)
+            early = meta_side.result() if meta_side is not None else None
+            if early is not None and early.completed == completed:
+                meta = early.frame
+            else:
+                meta = _meta_by_order(conn, shop_id, completed)
             remitted = _remitted_by_order(conn, shop_id)
             quarantined = _quarantined_transactions(conn, shop_id)
             net_by_payout, count_by_payout = _payout_totals(conn, shop_id)

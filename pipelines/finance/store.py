@@ -14,7 +14,8 @@ import dataclasses
 import io
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
@@ -241,16 +242,22 @@ def key_in(conn: Connection, column: Column, keys: Sequence[str]) -> Any:
     """`column IN keys` that stays one parameter on Postgres however many keys there are; a big
     key set goes into a temporary table by COPY (an array literal of a million keys costs
     seconds to send and parse)."""
+    return key_matcher(conn, keys)(column)
+
+
+def key_matcher(conn: Connection, keys: Sequence[str]) -> Callable[[Column], Any]:
+    """`key_in` for several columns matched against one key set (one temporary table)."""
+    keys = list(keys)
     if conn.dialect.name != "postgresql":
-        return column.in_(list(keys))
+        return lambda column: column.in_(keys)
     if len(keys) <= _BIG_KEY_SET:
-        return column == any_(literal(list(keys), ARRAY(String)))
+        return lambda column: column == any_(literal(keys, ARRAY(String)))
     name = f"finance_keys_{next(_key_tables)}"
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (key text) ON COMMIT DROP")
     copy_arrow(conn, name, _one_text_column("key", keys))
     conn.exec_driver_sql(f"ANALYZE {name}")
     temp = Table(name, MetaData(), Column("key", String))
-    return column.in_(select(temp.c.key))
+    return lambda column: column.in_(select(temp.c.key))
 
 
 def _one_text_column(name: str, values: Sequence[str]) -> Any:
@@ -464,7 +471,7 @@ def replace_transaction_batch(
         finance_transactions.name,
         _transaction_arrow(batch.table, shop_id, partition_date, now),
     )
-    copy_arrow(conn, finance_transaction_taxes.name, _tax_arrow(batch, shop_id))  # fmt: skip
+    copy_arrow(conn, finance_transaction_taxes.name, _tax_arrow(batch.table, batch.taxes, shop_id))
     return len(batch)
 
 
@@ -503,15 +510,13 @@ def _transaction_arrow(
     return pa.table(columns)
 
 
-def _tax_arrow(batch: Any, shop_id: str) -> Any:
+def _tax_arrow(table: pd.DataFrame, taxes: pd.DataFrame, shop_id: str) -> Any:
+    """The tax lines of `table`'s rows (by position) as `finance_transaction_taxes` columns."""
     import pyarrow as pa
 
     from pipelines.finance.columnar import common_places
 
-    taxes = batch.taxes
-    keys = pd.Series(
-        batch.table["transaction_key"].to_numpy(), index=batch.table["position"].to_numpy()
-    )
+    keys = pd.Series(table["transaction_key"].to_numpy(), index=table["position"].to_numpy())
     currencies = taxes["currency"].to_numpy()
     columns = {
         "shop_id": pa.repeat(shop_id, len(taxes)),
@@ -647,13 +652,9 @@ def replace_payments(
 
 
 def _delete_payments(conn: Connection, shop_id: str, order_ids: Iterable[str]) -> None:
-    order_ids = sorted(set(order_ids))
+    matching = key_matcher(conn, sorted(set(order_ids)))
     for table in (finance_payment_allocations, finance_order_payments):
-        conn.execute(
-            delete(table).where(
-                table.c.shop_id == shop_id, key_in(conn, table.c.order_id, order_ids)
-            )
-        )
+        conn.execute(delete(table).where(table.c.shop_id == shop_id, matching(table.c.order_id)))
 
 
 def replace_payment_batch(
@@ -1077,11 +1078,7 @@ def stage_reconciliation(
     """Replace the shop's staged rows (the `*_staged` tables, money in minor units) and its
     staging header, in one transaction. `result` is a `setbased.FrameReconciliation` or a pure
     `reconcile.ShopReconciliation`."""
-    from pipelines.finance.setbased import orders_frame_from_rows
-
-    orders = result.orders
-    if not isinstance(orders, pd.DataFrame):
-        orders = orders_frame_from_rows(orders)
+    orders = _orders_frame(result)
     values = {
         "as_of_date": result.as_of_date,
         "computed_at": utcnow(),
@@ -1109,6 +1106,61 @@ def stage_reconciliation(
             )
         )
         conn.execute(finance_reconciliation_staging.insert().values(shop_id=shop_id, **values))
+
+
+def _orders_frame(result: Any) -> pd.DataFrame:
+    from pipelines.finance.setbased import orders_frame_from_rows
+
+    orders = result.orders
+    return orders if isinstance(orders, pd.DataFrame) else orders_frame_from_rows(orders)
+
+
+def stage_and_publish(db: MetasyncDatabase, shop_id: str, result: Any) -> dict[str, int]:
+    """`stage_reconciliation` (checks passed) then `publish_reconciliation`, for a caller that
+    has checked the result itself (`ingest_finance`), with the two writes side by side on
+    Postgres: the analyst order rows are COPY'd from the result on a second connection while
+    the staging is written, and that transaction commits once the staging has, so the tables
+    end as the two steps leave them. Elsewhere the two steps one after the other."""
+    if db.dialect != "postgresql":
+        stage_reconciliation(db, shop_id, result, checks_passed=True)
+        return publish_reconciliation(db, shop_id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-stage") as side:
+        staged = side.submit(stage_reconciliation, db, shop_id, result, checks_passed=True)
+        with db.begin() as conn:
+            orders = _copy_published_orders(conn, shop_id, result)
+            staged.result()  # an error here rolls the analyst rows back
+            return _publish_staged(conn, shop_id, {finance_order_reconciliation.name: orders})
+
+
+def _copy_published_orders(conn: Connection, shop_id: str, result: Any) -> int:
+    """The analyst order rows straight from the result, as `_publish_table` derives them from
+    the staged ones (major amounts from the minor ones, exactly)."""
+    import pyarrow as pa
+
+    from pipelines.finance.columnar import common_places
+
+    table = finance_order_reconciliation
+    conn.execute(delete(table).where(table.c.shop_id == shop_id))
+    orders = _orders_frame(result)
+    n = len(orders)
+    currencies = orders["currency"].to_numpy()
+    places = common_places(currencies)
+    columns: dict[str, Any] = {}
+    for column in table.columns:
+        name = column.name
+        if name == "shop_id":
+            columns[name] = pa.repeat(shop_id, n)
+        elif name == "as_of_date":
+            columns[name] = pa.repeat(pa.scalar(result.as_of_date, pa.date32()), n)
+        elif isinstance(column.type, ExactDecimal):
+            minor = orders[f"{name}_minor"].to_numpy(dtype=np.int64)
+            columns |= _money_arrow(name, minor, currencies, places)
+        elif name.endswith("_minor"):
+            continue  # with its major twin
+        else:
+            columns[name] = _arrow_column(column, orders[name].to_numpy(), False, n)
+    copy_arrow(conn, table.name, pa.table(columns))
+    return n
 
 
 def _staged_record(staged: Table, analyst: Table, row: Any, shop_id: str) -> dict[str, Any]:
@@ -1246,26 +1298,41 @@ def publish_reconciliation(db: MetasyncDatabase, shop_id: str) -> dict[str, int]
             raise PublishRefused(
                 f"shop {shop_id}: the staged reconciliation failed its blocking checks"
             )
-        counts = {}
-        for table in ANALYST_TABLES:
+        return _publish_staged(conn, shop_id)
+
+
+def _publish_staged(
+    conn: Connection, shop_id: str, written: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The analyst tables replaced from the staged ones, the staging marked published and the
+    run logged. `written`: tables whose rows the caller wrote already, with their counts."""
+    written = written or {}
+    staged = conn.execute(
+        select(finance_reconciliation_staging).where(
+            finance_reconciliation_staging.c.shop_id == shop_id
+        )
+    ).one()
+    counts = dict(written)
+    for table in ANALYST_TABLES:
+        if table.name not in written:
             conn.execute(delete(table).where(table.c.shop_id == shop_id))
             counts[table.name] = _publish_table(conn, table, shop_id)
-        now = utcnow()
-        conn.execute(
-            update(finance_reconciliation_staging)
-            .where(finance_reconciliation_staging.c.shop_id == shop_id)
-            .values(published_at=now)
+    now = utcnow()
+    conn.execute(
+        update(finance_reconciliation_staging)
+        .where(finance_reconciliation_staging.c.shop_id == shop_id)
+        .values(published_at=now)
+    )
+    conn.execute(
+        finance_reconciliation_runs.insert().values(
+            shop_id=shop_id,
+            published_at=now,
+            as_of_date=staged.as_of_date,
+            orders=counts[finance_order_reconciliation.name],
+            mismatch_rate=staged.payload["mismatch_rate"],
+            unbalanced_payouts=staged.payload["unbalanced_payouts"],
         )
-        conn.execute(
-            finance_reconciliation_runs.insert().values(
-                shop_id=shop_id,
-                published_at=now,
-                as_of_date=staged.as_of_date,
-                orders=counts[finance_order_reconciliation.name],
-                mismatch_rate=staged.payload["mismatch_rate"],
-                unbalanced_payouts=staged.payload["unbalanced_payouts"],
-            )
-        )
+    )
     return counts
 
 

@@ -319,3 +319,61 @@ def test_overlapped_load_rewrites_payments_when_the_partition_holds_other_orders
     with metasync.db().begin() as conn:
         stored = conn.execute(select(finance_order_payments.c.payment_id)).scalars().all()
     assert sorted(stored) == ["pay-left", "pay1"]
+
+
+def test_staged_and_published_at_once_equals_publishing_the_staging(env):
+    """ingest_finance writes the analyst order rows from its result beside the staging (on
+    Postgres, on two connections); publishing the staging afterwards, as the Dagster publish
+    step does, must leave every table as it was, in each currency's exponent."""
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1", unit_price="10.00", tax="0.80")
+    graph.transactions = [
+        sale("o1", net="10.47", fee="-0.33"),
+        sale("o-meta-only", net="5.00", fee="0", payout=None),  # missing_in_oms, with reason
+        {**sale("o-yen", net="1200", fee="-30"), "processing_fee": money("-30", "JPY"),
+         "net_payment_amount": money("1200", "JPY"),
+         "tax_details": {"data": []}, "payout_reference_id": None},
+    ]  # fmt: skip
+    graph.payouts = [payout("P1", "10.47")]
+    settings = FinanceSettings(mismatch_rate_threshold=1.0)
+
+    summary = ingest_finance(metasync, oms, "acme", DAY, settings)
+
+    assert summary.published
+    assert summary.order_statuses["missing_in_oms"] == 2
+    at_once = dump(metasync.db())
+    store.publish_reconciliation(metasync.db(), "acme")
+    assert dump(metasync.db()) == at_once
+    with metasync.db().begin() as conn:
+        yen = conn.execute(
+            select(finance_order_reconciliation).where(
+                finance_order_reconciliation.c.order_id == "o-yen"
+            )
+        ).one()
+    assert (yen.currency, yen.meta_net, yen.meta_net_minor) == ("JPY", Decimal("1200"), 1200)
+
+
+def test_meta_side_read_early_is_used_only_for_the_payouts_it_was_read_for(env):
+    """ingest_finance reads the Meta side per order while the payments are written; a read
+    made for other completed payouts (one completed meanwhile) is not used."""
+    from concurrent.futures import Future
+
+    import pandas as pd
+
+    from pipelines.finance import setbased
+
+    metasync, oms, graph = env
+    shipped_oms_order(oms, "acme", "o1", unit_price="10.00", tax="0.80")
+    graph.transactions = [sale("o1", net="10.47", fee="-0.33")]
+    graph.payouts = [payout("P1", "10.47")]
+    ingest_finance(metasync, oms, "acme", DAY)
+    db, settings = metasync.db(), FinanceSettings().reconcile()
+    fresh = setbased.reconcile_set_based(db, oms, "acme", settings)
+
+    early = setbased.read_meta_side(db, "acme")
+    assert early.completed == {"P1"}
+    stale: Future = Future()
+    stale.set_result(setbased.MetaSide(frozenset(), early.frame.iloc[0:0]))
+    with_stale = setbased.reconcile_set_based(db, oms, "acme", settings, meta_side=stale)
+    pd.testing.assert_frame_equal(with_stale.orders, fresh.orders)
+    assert fresh.status_counts()["matched"] == 1
