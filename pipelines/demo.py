@@ -18,6 +18,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +45,7 @@ from resources.db.finance_tables import (
 from resources.db.orders_tables import order_acks, order_change_sync, order_map
 from resources.oms import EventLine
 from resources.onboarding import register_from_install
-from resources.settings import get_settings
+from resources.settings import DEMO_ENV_FILE, get_settings
 from resources.shops import ShopRegistry, TokenVault
 from sandbox.client import SandboxAdmin
 from sandbox.server import SandboxServer, free_port
@@ -91,6 +93,7 @@ class DemoSummary:
     seconds: float
     failures: list[str] = field(default_factory=list)
     sandbox_url: str = ""
+    ui_command: str = "make dev"  # what opens the Dagster UI on this demo's state
 
     @property
     def ok(self) -> bool:
@@ -102,7 +105,7 @@ class DemoSummary:
             lines += _render_shop(report)
         if self.failures:
             lines += ["", "FAILED:"] + [f"  - {failure}" for failure in self.failures]
-        lines += ["", "Next: `make dev` opens the Dagster UI on this state."]
+        lines += ["", f"Next: `{self.ui_command}` opens the Dagster UI on this state."]
         return "\n".join(lines)
 
 
@@ -490,12 +493,19 @@ def _statuses(conn, shop_id: str) -> dict[str, int]:
 
 
 DEMO_MARKER = ".metasync-demo"
+DEV_PID_FILE = "dev.pid"  # `metasync dev` is serving this state (its process id)
 
 
 def _fresh_workdir(workdir: Path) -> Path:
     """Wipe and recreate the demo's folder, but only a folder the demo made itself: a mistyped
-    --workdir (the state dir, a home folder) must never be deleted."""
+    --workdir (the state dir, a home folder) must never be deleted; nor one `metasync dev` is
+    serving (its Dagster processes write there)."""
     workdir = workdir.resolve()
+    if (pid := dev_serving(workdir)) is not None:
+        raise DemoInputError(
+            f"`metasync dev` (process {pid}) is serving {workdir}; stop it (Ctrl-C) first, "
+            "then run the demo again."
+        )
     if workdir.exists() and any(workdir.iterdir()):
         if not _made_by_the_demo(workdir):
             raise DemoInputError(
@@ -510,9 +520,38 @@ def _fresh_workdir(workdir: Path) -> Path:
 
 # What a demo run or a command pointed at its state (METASYNC_STATE_DIR) writes there.
 DEMO_FILES = frozenset(
-    {DEMO_MARKER, "demo.env", "dagster_home", "stores", "sandbox.pickle", "metasync.db",
-     "oms.db", "vault.key", "catalog_cache"}
+    {DEMO_MARKER, DEMO_ENV_FILE, DEV_PID_FILE, "dagster_home", "stores", "sandbox.pickle",
+     "metasync.db", "oms.db", "vault.key", "catalog_cache"}
 )  # fmt: skip
+
+
+@contextmanager
+def serving_for_dev(workdir: Path) -> Iterator[None]:
+    """Mark the demo's folder as served by `metasync dev` while the block runs."""
+    marker = workdir / DEV_PID_FILE
+    marker.write_text(str(os.getpid()))
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def dev_serving(workdir: Path) -> int | None:
+    """The process id of a running `metasync dev` serving this folder, if any (a marker left by
+    a killed one names a process that is gone, and is ignored)."""
+    try:
+        pid = int((workdir / DEV_PID_FILE).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def demo_folder() -> Path:
+    """The demo's folder by default: the state folder itself when it is a demo's (as when
+    METASYNC_STATE_DIR=.metasync/demo is exported), else its `demo` subfolder."""
+    state_dir = get_settings().state_dir
+    return state_dir if (state_dir / DEMO_ENV_FILE).is_file() else state_dir / "demo"
 
 
 def _made_by_the_demo(workdir: Path) -> bool:
@@ -541,7 +580,7 @@ def _point_environment_at(
     os.environ.update(values)
     get_settings.cache_clear()
     shutil.copyfile(instance_config, workdir / "dagster_home" / "dagster.yaml")
-    (workdir / "demo.env").write_text(json.dumps(values, indent=2))
+    (workdir / DEMO_ENV_FILE).write_text(json.dumps(values, indent=2))
     TokenVault.from_settings()  # creates the demo's vault key now, owner-only
 
 
@@ -556,4 +595,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-__all__ = ["DemoSummary", "detect_export_kind", "run_demo"]
+__all__ = [
+    "DemoSummary", "demo_folder", "detect_export_kind", "dev_serving", "run_demo",
+    "serving_for_dev",
+]  # fmt: skip

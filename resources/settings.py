@@ -7,6 +7,8 @@
 Secrets are ``SecretStr`` so that printing the settings never shows them.
 """
 
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,6 +60,30 @@ class MetasyncSettings(BaseSettings):
         return self.oms_database_url or f"sqlite:///{self.state_dir / 'oms.db'}"
 
 
+#: Written by `metasync demo` into its folder: where that state's sandbox and databases are.
+DEMO_ENV_FILE = "demo.env"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> MetasyncSettings:
-    return MetasyncSettings()
+    """The environment's settings. When the state folder is a demo's (it holds `demo.env`), the
+    demo's sandbox address and databases apply unless the environment names others: a command
+    pointed at the demo's state (METASYNC_STATE_DIR=.metasync/demo) talks to its sandbox, never
+    to graph.facebook.com with the demo's tokens."""
+    settings = MetasyncSettings()
+    demo = demo_environment(settings.state_dir)
+    chosen = {
+        name.removeprefix("METASYNC_").lower(): value
+        for name, value in demo.items()
+        if name.startswith("METASYNC_") and name != "METASYNC_STATE_DIR" and name not in os.environ
+    }
+    return MetasyncSettings(**chosen) if chosen else settings
+
+
+def demo_environment(state_dir: Path) -> dict[str, str]:
+    """The variables a demo run saved in `state_dir` (empty when it is not a demo's folder)."""
+    saved = state_dir / DEMO_ENV_FILE
+    if not saved.is_file():
+        return {}
+    values = json.loads(saved.read_text())
+    return {str(name): str(value) for name, value in values.items()}

@@ -68,3 +68,46 @@ def test_a_folder_holding_only_what_metasync_writes_is_taken_as_the_demos(tmp_pa
     _fresh_workdir(workdir)
 
     assert (workdir / DEMO_MARKER).is_file()
+
+
+def test_a_folder_metasync_dev_serves_is_not_wiped_until_dev_stops(tmp_path):
+    """`make demo` while `make dev` runs deleted the state under Dagster's feet."""
+    from pipelines.demo import serving_for_dev
+
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / DEMO_MARKER).write_text("")
+    runs = workdir / "dagster_home" / "runs.db"
+    runs.parent.mkdir()
+    runs.write_text("dev's runs")
+
+    with serving_for_dev(workdir):
+        with pytest.raises(DemoInputError, match="metasync dev"):
+            _fresh_workdir(workdir)
+        assert runs.read_text() == "dev's runs"
+    _fresh_workdir(workdir)  # dev stopped: the demo may start over
+    assert not runs.exists()
+
+
+def test_a_marker_left_by_a_killed_dev_does_not_block_the_demo(tmp_path):
+    from pipelines.demo import DEV_PID_FILE, dev_serving
+
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / DEMO_MARKER).write_text("")
+    (workdir / DEV_PID_FILE).write_text("999999999")  # no such process
+
+    assert dev_serving(workdir) is None
+    _fresh_workdir(workdir)
+
+
+def test_commands_pointed_at_the_demo_state_use_that_folder(isolated_state):
+    """With METASYNC_STATE_DIR=.metasync/demo exported (as the README shows), the demo's folder
+    is that state folder, not a `demo` folder inside it."""
+    from pipelines.demo import demo_folder
+    from resources.settings import DEMO_ENV_FILE
+
+    assert demo_folder() == isolated_state / "demo"
+    isolated_state.mkdir(parents=True)
+    (isolated_state / DEMO_ENV_FILE).write_text("{}")
+    assert demo_folder() == isolated_state
