@@ -243,14 +243,14 @@ def shops_resume(shop_id: str) -> None:
 )
 def demo(catalog_path: Path | None, workdir: Path | None) -> None:
     """Run the main job end to end against the sandbox and print a per-shop summary."""
-    from pipelines.demo import DemoInputError, run_demo
+    from pipelines.demo import DemoInputError, demo_folder, run_demo
 
     try:
-        summary = run_demo(
-            catalog_path=catalog_path, workdir=workdir or get_settings().state_dir / "demo"
-        )
+        summary = run_demo(catalog_path=catalog_path, workdir=workdir or demo_folder())
     except DemoInputError as refused:
         raise click.ClickException(str(refused)) from None
+    if workdir is not None:
+        summary.ui_command = f"metasync dev --workdir {workdir}"
     click.echo(summary.render())
     sys.exit(0 if summary.ok else 1)
 
@@ -265,21 +265,26 @@ def demo(catalog_path: Path | None, workdir: Path | None) -> None:
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 def dev(workdir: Path | None, port: int) -> None:
     """Open the Dagster UI on the demo's state, with the sandbox serving its saved state."""
-    import json
     import subprocess
 
+    from pipelines.demo import demo_folder, dev_serving, serving_for_dev
+    from resources.settings import demo_environment
     from sandbox.server import SandboxServer, interrupt_on_terminate
 
-    workdir = (workdir or get_settings().state_dir / "demo").resolve()
-    env_file = workdir / "demo.env"
-    if not env_file.exists():
+    workdir = (workdir or demo_folder()).resolve()
+    environment = demo_environment(workdir)
+    if not environment:
         raise click.ClickException(f"no demo state in {workdir}: run `make demo` first")
-    environment = json.loads(env_file.read_text())
+    if (pid := dev_serving(workdir)) is not None:
+        raise click.ClickException(f"`metasync dev` (process {pid}) already serves {workdir}")
     os.environ.update(environment)
     get_settings.cache_clear()
     sandbox_port = int(environment["METASYNC_GRAPH_BASE_URL"].rsplit(":", 1)[1])
 
-    with SandboxServer(port=sandbox_port, admin=True, state_file=workdir / "sandbox.pickle"):
+    with (
+        serving_for_dev(workdir),
+        SandboxServer(port=sandbox_port, admin=True, state_file=workdir / "sandbox.pickle"),
+    ):
         click.echo(
             f"sandbox on {environment['METASYNC_GRAPH_BASE_URL']}; "
             f"Dagster UI on http://127.0.0.1:{port}"
