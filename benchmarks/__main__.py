@@ -30,8 +30,11 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         module = importlib.import_module(BENCHMARKS[name])
         status = module.main()
-        print(f"--- {name}: {'targets met' if status == 0 else 'TARGET MISSED'} "
-              f"({time.perf_counter() - started:.1f} s)", flush=True)
+        print(
+            f"--- {name}: {'targets met' if status == 0 else 'TARGET MISSED'} "
+            f"({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
         missed += status != 0
     return missed
 

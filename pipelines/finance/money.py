@@ -2,6 +2,8 @@
 
     to_minor(Decimal("12.30"), "EUR")   # 1230
     to_minor(Decimal("1200"), "JPY")    # 1200
+
+An amount finer than its currency's minor unit is an error, never rounded silently.
 """
 
 from decimal import Decimal

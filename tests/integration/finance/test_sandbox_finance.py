@@ -118,9 +118,7 @@ def test_dagster_assets_materialize_a_shop_day_and_gate_publishing(world, sandbo
             instance=instance,
         )
         assert result.success
-        checks = {
-            e.check_name: e.passed for e in result.get_asset_check_evaluations()
-        }
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {
             "quarantine_reviewed": True,
             "payouts_balanced": True,

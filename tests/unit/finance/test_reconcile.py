@@ -151,9 +151,8 @@ def test_tax_summary_by_jurisdiction_category_and_period():
         payments=payments,
     )
     ca = next(r for r in result.taxes if r.jurisdiction == "CA")
-    assert (ca.period, ca.tax_on_sales, ca.tax_on_refunds, ca.net_tax) == (
-        "2026-03", D("0.85"), D("0.1"), D("0.75"),
-    )
+    expected = ("2026-03", D("0.85"), D("0.1"), D("0.75"))
+    assert (ca.period, ca.tax_on_sales, ca.tax_on_refunds, ca.net_tax) == expected
     assert (ca.remitted_by_meta, ca.remitted_by_seller) == (D("0.50"), D("0.25"))
 
 
