@@ -15,6 +15,7 @@ The pure `*_alerts` functions decide; the sensors only load, call and record.
 
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -25,6 +26,8 @@ from resources.db.types import utcnow
 from resources.shops import Capability, ShopStatus
 
 RUN_FAILURE = "run_failure"
+# Dagster's failure reasons (RunFailureReason) of a run whose process stopped under it.
+INTERRUPTED = frozenset({"UNEXPECTED_TERMINATION", "RUN_WORKER_RESTART"})
 CATALOG_STALE = "catalog_stale"
 ORDER_ACK_LATE = "order_ack_late"
 FINANCE_LAG = "finance_lag"
@@ -266,15 +269,28 @@ def shop_of_run(tags: dict[str, str]) -> str | None:
     return None
 
 
-def run_failure_alert(job_name: str, run_id: str, tags: dict[str, str], message: str) -> Alert:
+def run_failure_alert(
+    job_name: str, run_id: str, tags: dict[str, str], message: str, interrupted: bool = False
+) -> Alert:
+    """Critical for a run that failed; a warning for one whose process stopped before it ended
+    (a deploy, a stopped `dagster dev`, a lost worker): nothing in it failed, it needs a rerun."""
     shop_id = shop_of_run(tags)
     partition = tags.get("dagster/partition")
-    where = f"shop {shop_id}" if shop_id else f"partition {partition}" if partition else "run"
+    where = f" for shop {shop_id}" if shop_id else (f" for partition {partition}" if partition
+                                                     else "")  # fmt: skip
+    run = f"(run {run_id[:8]})"
+    if interrupted:
+        summary = (
+            f"{job_name}{where} was interrupted {run}: its process stopped before the run "
+            "ended; rerun it, or let its schedule or sensor run it again"
+        )
+    else:
+        summary = f"{job_name} failed{where} {run}: {message}"
     return Alert(
         kind=RUN_FAILURE,
         shop_id=shop_id,
-        severity=CRITICAL,
-        summary=f"{job_name} failed for {where} (run {run_id[:8]}): {message}",
+        severity=WARNING if interrupted else CRITICAL,
+        summary=summary,
         detail={
             "job": job_name,
             "run_id": run_id,
@@ -283,6 +299,12 @@ def run_failure_alert(job_name: str, run_id: str, tags: dict[str, str], message:
         },
         condition=run_id,
     )
+
+
+def was_interrupted(failure_event: Any) -> bool:
+    """The run's process stopped under it (Dagster's failure reason), as opposed to a failure."""
+    reason = getattr(failure_event.event_specific_data, "failure_reason", None)
+    return reason is not None and reason.value in INTERRUPTED
 
 
 @dg.run_failure_sensor(
@@ -296,6 +318,7 @@ def run_failure_alert_sensor(
     """One alert per failed run, naming the job, the shop and Dagster's failure message."""
     run = context.dagster_run
     message = context.failure_event.message or "no failure message"
-    alert = run_failure_alert(run.job_name, run.run_id, dict(run.tags), message)
+    interrupted = was_interrupted(context.failure_event)
+    alert = run_failure_alert(run.job_name, run.run_id, dict(run.tags), message, interrupted)
     alerts.sink(metasync.db()).raise_alert(alert)
     context.log.info(f"alerted: {alert.summary}")

@@ -79,3 +79,30 @@ def test_run_failure_alert_is_keyed_by_run_and_finds_the_shop_tag():
     assert alert.shop_id == "acme" and "catalog_job failed for shop acme" in alert.summary
     anonymous = run_failure_alert("health", "r2", {}, "boom")
     assert anonymous.shop_id is None and anonymous.key == "run_failure:*:r2"
+    assert anonymous.summary.startswith("health failed (run r2): boom")
+
+
+def test_an_interrupted_run_is_a_warning_asking_for_a_rerun():
+    """A stopped `dagster dev` or a lost worker marks its runs failed; nothing in them failed."""
+    tags = {"dagster/partition/shop": "acme"}
+    failed = run_failure_alert("catalog_job", "abcdef123456", tags, "boom")
+    stopped = run_failure_alert("catalog_job", "abcdef123456", tags, "boom", interrupted=True)
+    assert (failed.severity, stopped.severity) == ("critical", "warning")
+    assert "interrupted" in stopped.summary and "rerun" in stopped.summary
+    assert "shop acme" in stopped.summary and stopped.key == failed.key
+
+
+def test_interrupted_means_dagster_saw_the_process_stop():
+    from types import SimpleNamespace
+
+    from dagster._core.events import JobFailureData, RunFailureReason
+
+    from pipelines.ops.sensors import was_interrupted
+
+    def event(reason):
+        return SimpleNamespace(event_specific_data=JobFailureData(None, reason, None))
+
+    assert was_interrupted(event(RunFailureReason.UNEXPECTED_TERMINATION))
+    assert was_interrupted(event(RunFailureReason.RUN_WORKER_RESTART))
+    assert not was_interrupted(event(RunFailureReason.STEP_FAILURE))
+    assert not was_interrupted(event(None))
