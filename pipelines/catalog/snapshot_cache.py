@@ -61,7 +61,9 @@ logger = logging.getLogger(__name__)
 
 # Bump whenever normalisation or the store formats change what they produce: a cache written
 # by other code must not be reused.
-CODE_VERSION = 4  # 3: ragged rows are malformed_row rejects; 4: no link from an empty placeholder
+# 3: ragged rows are malformed_row rejects; 4: no link from an empty placeholder;
+# 5: a WooCommerce row with managed stock at zero is out of stock (or available for order)
+CODE_VERSION = 5
 DIGEST_BYTES = 16
 _SEPARATOR = "\x1f"  # between the cells of a row when digesting it
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # what normalise's str columns are

@@ -240,12 +240,16 @@ def _image_list(images: pd.Series) -> pd.Series:
 
 
 def _availability(frame: pd.DataFrame) -> pd.Series:
+    """From "In stock?", except that a managed stock of zero or less is sold out whatever the
+    flag says (WooCommerce shows it so; Meta flags "in stock" with nothing to sell)."""
     in_stock = column(frame, "In stock?").str.casefold()
     backorders = column(frame, "Backorders allowed?").str.casefold().isin(["1", "notify"])
+    stock = pd.to_numeric(column(frame, "Stock"), errors="coerce")
+    sold_out = (in_stock == "0") | ((in_stock == "1") & (stock <= 0))
     availability = pd.Series("", index=frame.index, dtype="str")
     availability = availability.where(in_stock != "1", "in stock")
-    availability = availability.where(in_stock != "0", "out of stock")
-    backorder = (in_stock == "backorder") | ((in_stock == "0") & backorders)
+    availability = availability.where(~sold_out, "out of stock")
+    backorder = (in_stock == "backorder") | (sold_out & backorders)
     return availability.where(~backorder, "available for order")
 
 

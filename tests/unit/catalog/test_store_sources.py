@@ -83,6 +83,29 @@ def test_a_short_woocommerce_row_is_a_reject_not_padded(tmp_path: Path) -> None:
     assert rows.rejected["detail"].tolist() == ["row 3 has 2 cells, the header has 4"]
 
 
+def test_woocommerce_managed_stock_at_zero_is_not_in_stock(tmp_path: Path) -> None:
+    """A variation flagged in stock with Stock 0 is sold out (WooCommerce shows it so);
+    with backorders allowed it is available for order; an unmanaged stock keeps the flag."""
+    path = tmp_path / "woo.csv"
+    path.write_text(
+        "ID,Type,Name,Regular price,In stock?,Stock,Backorders allowed?\n"
+        "1,simple,Mug,4.50,1,0,0\n"
+        "2,simple,Cup,4.50,1,0,notify\n"
+        "3,simple,Jug,4.50,1,,0\n"
+        "4,simple,Pot,4.50,1,7,0\n"
+        "5,simple,Pan,4.50,0,7,0\n"
+    )
+    source = source_for("woocommerce_csv", str(path))
+    items = source.to_store_rows(source.read()).items
+    assert dict(zip(items["variant_id"], items["availability"], strict=True)) == {
+        "1": "out of stock",
+        "2": "available for order",
+        "3": "in stock",
+        "4": "in stock",
+        "5": "out of stock",
+    }
+
+
 def test_utf8_bom_and_new_shopify_headers(tmp_path: Path) -> None:
     """The 2024 export's headers (URL handle, Price, Product image URL) map to classic ones."""
     path = tmp_path / "new.csv"
