@@ -16,10 +16,14 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sandbox.core.state import SandboxState
 from sandbox.orders.allocation import business_days_after, rounded_share
+from sandbox.orders.generator import VAT_JURISDICTIONS
+
+VAT_JURISDICTION_NAMES = frozenset(name for name, _ in VAT_JURISDICTIONS)
 
 DOMAIN = "finance"
 
@@ -210,27 +214,48 @@ def _percent(rate: Decimal) -> str:
 
 
 def _tax_details(order, lines: list[tuple[str, int]], tax: int) -> list[dict[str, Any]]:
-    """One row per tax category of the lines; the whole transaction tax on one jurisdiction."""
-    by_category: dict[tuple[str, Decimal], int] = {}
-    for item_id, _ in lines:
+    """One row per tax category (and rate) of the lines, the transaction's tax split between
+    them in proportion to each line's estimated tax (largest remainders take the odd minor
+    units), so a refund's tax lands in the categories its sale's did. Categories left with no
+    tax are left out, unless no line carries any."""
+    weights: dict[tuple[str, Decimal], Fraction] = {}
+    for item_id, quantity in lines:
         item = order.item(item_id)
-        by_category.setdefault((item.tax_category, item.tax_rate), 0)
-    if not by_category:
+        share = Fraction(item.estimated_tax * quantity, item.quantity) if item.quantity else 0
+        key = (item.tax_category, item.tax_rate)
+        weights[key] = weights.get(key, Fraction(0)) + share
+    if not weights:
         return []
-    # TODO(finance-tax-split): the tax of a mixed-category transaction is put on the first
-    # category; per-category captured tax is not tracked separately.
-    rows = []
-    for index, (category, rate) in enumerate(sorted(by_category)):
-        rows.append(
-            {
-                "tax_category": category,
-                "jurisdiction": order.jurisdiction,
-                "imposition": "Sales and Use Tax",
-                "item_tax_rate": _percent(rate),
-                "item_tax_amount": tax if index == 0 else 0,
-            }
-        )
-    return rows
+    amounts = _split(abs(tax), weights)
+    if not any(amounts.values()):
+        amounts = {min(weights): abs(tax)}
+    imposition = "VAT" if order.jurisdiction in VAT_JURISDICTION_NAMES else "Sales and Use Tax"
+    return [
+        {
+            "tax_category": category,
+            "jurisdiction": order.jurisdiction,
+            "imposition": imposition,
+            "item_tax_rate": _percent(rate),
+            "item_tax_amount": amount if tax >= 0 else -amount,
+        }
+        for (category, rate), amount in sorted(amounts.items())
+        if amount or len(amounts) == 1
+    ]
+
+
+def _split(total: int, weights: dict[Any, Fraction]) -> dict[Any, int]:
+    """`total` minor units in proportion to `weights` (largest remainder; all to the first key
+    when every weight is zero)."""
+    whole = sum(weights.values())
+    if not whole:
+        return {key: total if index == 0 else 0 for index, key in enumerate(sorted(weights))}
+    exact = {key: total * weight / whole for key, weight in weights.items()}
+    amounts = {key: int(value) for key, value in exact.items()}
+    left = total - sum(amounts.values())
+    by_remainder = sorted(exact, key=lambda key: (-(exact[key] - amounts[key]), key))
+    for key in by_remainder[:left]:
+        amounts[key] += 1
+    return amounts
 
 
 def _item_row(order, item_id: str, quantity: int) -> dict[str, Any]:
