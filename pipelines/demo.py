@@ -122,11 +122,11 @@ def _render_shop(report: ShopReport) -> list[str]:
         f"+ {full.get('excluded', 0)} excluded + {full.get('rejected_in_store', 0)} rejected"
         + ("" if accounted == report.source_rows else "  (MISMATCH)"),
         f"  full sync: {full.get('accepted', 0)} accepted by Meta, "
-        f"{full.get('rejected_by_meta', 0)} rejected by Meta, {full.get('api_calls', 0)} calls; "
-        f"{report.items_on_meta} items live on Meta",
+        f"{full.get('rejected_by_meta', 0)} rejected by Meta, {full.get('api_calls', 0)} calls",
         f"  delta: {delta.get('created', 0)} created, {delta.get('updated', 0)} updated, "
         f"{delta.get('stock_price_updated', 0)} stock/price, {delta.get('deleted', 0)} deleted, "
-        f"{delta.get('unchanged', 0)} unchanged, {delta.get('api_calls', 0)} calls",
+        f"{delta.get('unchanged', 0)} unchanged, {delta.get('api_calls', 0)} calls; "
+        f"{report.items_on_meta} items live on Meta after it",
     ]
     lines += _reason_lines("  rejected", report.reject_reasons)
     lines += _reason_lines("  excluded", report.exclusion_reasons)
