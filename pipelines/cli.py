@@ -16,19 +16,40 @@ from pathlib import Path
 
 import click
 
+from pipelines.catalog.cli import iana_timezone
 from resources.settings import get_settings
+
+logger = logging.getLogger("metasync.cli")
 
 
 class _UserFacingGroup(click.Group):
     """Problems a user can fix (an unknown shop, an unreadable export, a refused token, a bad
-    database URL, an invalid value) end a command with their message, not a traceback; anything
-    else still raises, with --verbose for the detail."""
+    database URL, an invalid value, a path that is a folder, missing or not allowed) end a command
+    with their message, not a traceback (--verbose logs the traceback too); anything else still
+    raises."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except _user_fixable_errors() as problem:
+            logger.debug("the command stopped", exc_info=True)
             raise click.ClickException(_one_line(problem)) from None
+        except _PATH_ERRORS as problem:
+            if problem.filename is None:  # not about a path the user gave: a bug, keep it loud
+                raise
+            logger.debug("the command stopped", exc_info=True)
+            raise click.ClickException(_path_problem(problem)) from None
+
+
+# OSErrors that say what is wrong with a path (a user's --out, --state-file, export, state folder).
+_PATH_ERRORS = (
+    FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+)  # fmt: skip
+
+
+def _path_problem(problem: OSError) -> str:
+    paths = " -> ".join(str(p) for p in (problem.filename, problem.filename2) if p is not None)
+    return f"{paths}: {problem.strerror or type(problem).__name__}"
 
 
 def _user_fixable_errors() -> tuple[type[Exception], ...]:
@@ -56,9 +77,14 @@ def _one_line(problem: Exception) -> str:
     return str(problem).splitlines()[0] if str(problem) else type(problem).__name__
 
 
-@click.group(cls=_UserFacingGroup)
+@click.group(cls=_UserFacingGroup, invoke_without_command=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """metasync: sync shops' catalogs, orders and finance with Meta's Commerce APIs."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -112,7 +138,7 @@ def _iso_currency(_context, _param, code: str) -> str:
 @click.option("--page-id", default=None)
 @click.option("--pixel-id", default=None)
 @click.option("--currency", required=True, callback=_iso_currency, help="ISO 4217 code, e.g. EUR.")
-@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--timezone", default="UTC", show_default=True, callback=iana_timezone)
 @click.option("--source", required=True, help="KIND:LOCATION, e.g. shopify_csv:/data/acme.csv")
 @click.option("--onsite-orders", is_flag=True, help="The shop uses Meta checkout.")
 @click.option("--offers", is_flag=True, help="The store is the source of truth for discounts.")
@@ -134,6 +160,12 @@ def _iso_currency(_context, _param, code: str) -> str:
     show_default=True,
     help="Environment variable holding the system-user token (else read from stdin).",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Overwrite a shop already registered under this id: every setting comes from this "
+    "command (one not given resets to its default) and the shop becomes active.",
+)
 def shops_add(
     shop_id,
     name,
@@ -150,18 +182,32 @@ def shops_add(
     storefront_url_template,
     brand,
     token_env,
+    replace,
 ) -> None:
-    """Register a shop. The token is never taken as an argument (it would land in shell history)."""
+    """Register a shop. The token is never taken as an argument (it would land in shell history).
+    An id already registered is refused unless --replace is given."""
     from resources.onboarding import register_from_install
-    from resources.shops import ShopRegistry
+    from resources.shops import ShopRegistry, UnknownShop
 
     kind, _, location = source.partition(":")
     if not location:
         raise click.BadParameter("expected KIND:LOCATION", param_hint="--source")
+    registry = ShopRegistry.from_settings()
+    try:
+        registry.get(shop_id)
+        exists = True
+    except UnknownShop:
+        exists = False
+    if exists and not replace:
+        raise click.ClickException(
+            f"shop {shop_id} already exists; `metasync shops add --replace ...` overwrites its "
+            f"whole registration (settings not given reset to defaults), `metasync shops "
+            f"set-token {shop_id}` only rotates its token"
+        )
     token = os.environ.get(token_env) or click.prompt("System-user token", hide_input=True)
     install = {"catalog_id": catalog_id, "cms_id": cms_id, "page_id": page_id, "pixel_id": pixel_id}
     profile = register_from_install(
-        ShopRegistry.from_settings(),
+        registry,
         shop_id=shop_id,
         name=name,
         install=install,
@@ -177,7 +223,8 @@ def shops_add(
         default_brand=brand,
     )
     click.echo(
-        f"shop {profile.shop_id} registered ({', '.join(profile.capabilities) or 'catalog'})"
+        f"shop {profile.shop_id} {'replaced' if exists else 'registered'} "
+        f"({', '.join(profile.capabilities) or 'catalog'})"
     )
 
 
@@ -186,7 +233,10 @@ def shops_list() -> None:
     """List registered shops and their status."""
     from resources.shops import ShopRegistry
 
-    for shop in ShopRegistry.from_settings().list_shops():
+    registered = ShopRegistry.from_settings().list_shops()
+    if not registered:
+        click.echo("no shops registered; add one with `metasync shops add`", err=True)
+    for shop in registered:
         reason = f" ({shop.status_reason})" if shop.status_reason else ""
         click.echo(
             f"{shop.shop_id:20} {shop.status}{reason}  catalog {shop.catalog_id}  "
@@ -220,6 +270,7 @@ def shops_pause(shop_id: str, reason: str) -> None:
 @shops.command("resume")
 @click.argument("shop_id")
 def shops_resume(shop_id: str) -> None:
+    """Resume a paused shop: schedules and sensors run it again."""
     from resources.shops import ShopRegistry, ShopStatus
 
     ShopRegistry.from_settings().set_status(shop_id, ShopStatus.ACTIVE, None)
@@ -327,19 +378,58 @@ def finance() -> None:
 @finance.command("report")
 @click.option("--shop", "shop_id", required=True)
 @click.option("--month", required=True, help="YYYY-MM")
-@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    help="CSV file to write, in a folder that exists; - writes to standard output.",
+)
 def finance_report(shop_id: str, month: str, out_path: Path) -> None:
     """Write the month's settlement and tax report as CSV."""
-    from pipelines.finance.report import write_finance_report
+    from pipelines.finance.report import finance_report_rows, month_bounds, write_finance_csv
     from resources.db import MetasyncDatabase
+    from resources.shops import ShopRegistry, TokenVault
 
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--month'") from None
+    to_stdout = out_path == Path("-")
+    if not to_stdout:
+        _refuse_a_missing_folder(out_path.parent)
     db = MetasyncDatabase.from_settings()
     db.create_schema()
-    try:
-        rows = write_finance_report(db, shop_id, month, out_path)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--month") from exc
-    click.echo(f"{out_path}: {rows} rows (settlement and tax) for shop {shop_id}, {month}")
+    # An unknown shop is an error, not an empty file.
+    ShopRegistry(db, TokenVault.from_settings()).get(shop_id)
+    rows = finance_report_rows(db, shop_id, month)
+    if to_stdout:
+        write_finance_csv(rows, sys.stdout)
+    else:
+        with out_path.open("w", newline="") as handle:
+            write_finance_csv(rows, handle)
+    target = "standard output" if to_stdout else str(out_path)
+    if not rows:
+        click.echo(
+            f"no settled finance data for {shop_id} in {month}; {target}: the header only",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"{target}: {len(rows)} rows (settlement and tax) for shop {shop_id}, {month}",
+            err=to_stdout,
+        )
+
+
+def _refuse_a_missing_folder(folder: Path) -> None:
+    """The report goes into a folder the user chose; a mistyped one is not created."""
+    if not folder.exists():
+        raise click.BadParameter(
+            f"folder {folder} does not exist; create it first or write elsewhere",
+            param_hint="'--out'",
+        )
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint="'--out'")
 
 
 def _mount_domain_commands() -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from pipelines.catalog.normalise import ShopContext, normalise_catalog
 from resources.store import StoreSourceError, source_for
@@ -22,6 +23,29 @@ URL_TEMPLATE_HELP = (
     "https://shop.example/products/{handle} (Shopify) or https://shop.example/?p={product_id} "
     "(WooCommerce exports have no handle)."
 )
+
+
+def iana_timezone(_context, _param, name: str) -> str:
+    """An option callback: an IANA time zone name, or a usage error naming the option."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a tzdata folder
+        raise click.BadParameter(
+            f"must be an IANA time zone such as Europe/Berlin or UTC, got {name!r}"
+        ) from None
+    return name
+
+
+def iso_currency(_context, _param, code: str) -> str:
+    """An option callback: an ISO 4217 currency code, or a usage error naming the option."""
+    from resources.currencies import CURRENCIES
+
+    if code not in CURRENCIES:
+        hint = f" (did you mean {code.upper()!r}?)" if code.upper() in CURRENCIES else ""
+        raise click.BadParameter(f"must be an ISO 4217 code such as EUR, got {code!r}{hint}")
+    return code
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -51,8 +75,12 @@ def catalog() -> None:
 
 @catalog.command()
 @click.option("--source", required=True, help="KIND:LOCATION, e.g. shopify_csv:products.csv")
-@click.option("--currency", required=True, help="ISO 4217 code of the shop, e.g. EUR.")
-@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
+@click.option(
+    "--currency", required=True, callback=iso_currency, help="ISO 4217 code of the shop, e.g. EUR."
+)
+@click.option(
+    "--timezone", default="UTC", show_default=True, callback=iana_timezone, help="IANA time zone."
+)
 @click.option("--product-url-template", default=None, help=URL_TEMPLATE_HELP)
 @click.option("--brand", default=None, help="Brand for products whose store gives none.")
 def render(
@@ -77,6 +105,14 @@ def render(
             product_url_template=product_url_template,
             brand=brand,
         )
+    except ValidationError as invalid:  # the URL template: the other options are checked above
+        error = invalid.errors()[0]
+        context = click.get_current_context()
+        field = error["loc"][0] if error["loc"] else None
+        option = next((p for p in context.command.params if p.name == field), None)
+        message = error["msg"].removeprefix("Value error, ")
+        raise click.BadParameter(message, ctx=context, param=option) from None
+    try:
         raw = source_for(kind, location).read()
         result = normalise_catalog(raw, kind, shop, now=datetime.now(UTC))
     except (StoreSourceError, ValueError) as error:
@@ -118,7 +154,12 @@ def _refuse_a_shop_that_may_not_run(metasync, shop_id: str) -> None:
     """A paused shop or one waiting for a new token is skipped by the schedules; a manual sync
     must not quietly do what they refuse to."""
     from pipelines.shops import runnable_shops
+    from resources.shops import UnknownShop
 
+    try:
+        metasync.registry().get(shop_id)
+    except UnknownShop as unknown:  # to add, not to resume
+        raise click.ClickException(str(unknown)) from None
     _, skipped = runnable_shops(metasync, [shop_id])
     if shop_id in skipped:
         raise click.ClickException(

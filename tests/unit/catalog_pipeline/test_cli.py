@@ -113,3 +113,39 @@ def test_a_manual_sync_of_a_paused_shop_is_refused_with_the_reason(registry, tmp
     assert result.exit_code == 1
     assert "holiday closure" in result.output
     assert registry.get("acme").status == ShopStatus.PAUSED  # never reached Meta, never re-marked
+
+
+def test_a_bad_currency_timezone_or_url_template_is_one_line_naming_the_option(tmp_path):
+    store = write_woocommerce_csv(tmp_path / "woo.csv", products=1)
+    source = f"woocommerce_csv:{store}"
+    cases = (
+        (["--currency", "eur"], "Error: Invalid value for '--currency': must be an ISO 4217 code "
+                                "such as EUR, got 'eur' (did you mean 'EUR'?)"),
+        (["--currency", "XXX"], "Error: Invalid value for '--currency': must be an ISO 4217 code "
+                                "such as EUR, got 'XXX'\n"),
+        (["--currency", "EUR", "--timezone", "Mars/Olympus"],
+         "Error: Invalid value for '--timezone': must be an IANA time zone such as Europe/Berlin "
+         "or UTC, got 'Mars/Olympus'"),
+        (["--currency", "EUR", "--timezone", "Europe"],
+         "Error: Invalid value for '--timezone': must be an IANA time zone such as Europe/Berlin "
+         "or UTC, got 'Europe'"),
+        (["--currency", "EUR", "--product-url-template", "https://s.example/{slug}"],
+         "Error: Invalid value for '--product-url-template': URL template "
+         "'https://s.example/{slug}': use only the placeholders"),
+    )  # fmt: skip
+    for options, message in cases:
+        result = CliRunner().invoke(catalog, ["render", "--source", source, *options])
+
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        for noise in ("pydantic", "validation error", "registration", "Traceback"):
+            assert noise not in result.output
+
+
+def test_a_manual_sync_of_an_unknown_shop_says_to_add_it(metasync_db):
+    result = CliRunner().invoke(catalog, ["sync", "--shop", "nosuch"])
+
+    assert result.exit_code == 1
+    assert "no shop 'nosuch' in the registry" in result.output
+    assert "metasync shops add" in result.output
+    assert "resume" not in result.output and "set-token" not in result.output
