@@ -180,7 +180,7 @@ class ShopContext(BaseModel):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "Europe" is a folder
             raise ValueError(f"unknown timezone {value!r}; use an IANA name") from exc
         return value
 

@@ -314,3 +314,12 @@ def test_placeholders_the_store_leaves_all_empty_give_no_link_instead_of_one_sha
     links = _render_template("https://s.example/{handle}?sku={sku}", frame)
 
     assert links.tolist() == ["https://s.example/tee?sku=S1", "https://s.example/?sku=S2", ""]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe", ""])
+def test_a_shop_timezone_that_is_not_an_iana_zone_is_a_validation_error(zone) -> None:
+    """"Europe" is a folder of the time zone database: ZoneInfo raised IsADirectoryError."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="IANA"):
+        ShopContext(shop_id="acme", currency="EUR", timezone=zone)
