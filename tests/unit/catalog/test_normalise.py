@@ -318,7 +318,7 @@ def test_placeholders_the_store_leaves_all_empty_give_no_link_instead_of_one_sha
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe", ""])
 def test_a_shop_timezone_that_is_not_an_iana_zone_is_a_validation_error(zone) -> None:
-    """"Europe" is a folder of the time zone database: ZoneInfo raised IsADirectoryError."""
+    """The name of a folder of the zone database (Europe) made ZoneInfo raise IsADirectoryError."""
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="IANA"):
