@@ -271,7 +271,12 @@ class TransactionBatch:
 class TransactionColumns:
     """Reads transaction payloads into columns; `finish` merges them as `merge_transactions`."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, on_chunk: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None
+    ) -> None:
+        """`on_chunk` sees each chunk's fast-shape rows and tax lines once read (to write them
+        meanwhile); the per-row path's rows and the merge of repeated keys come with `finish`."""
+        self._on_chunk = on_chunk
         self._tables: list[pd.DataFrame] = []
         self._taxes: list[pd.DataFrame] = []
         self._slow: dict[int, TransactionRow] = {}
@@ -310,6 +315,8 @@ class TransactionColumns:
             taxes = taxes[~taxes["position"].isin(bad)]
         self._tables.append(table)
         self._taxes.append(taxes)
+        if self._on_chunk is not None:
+            self._on_chunk(table, taxes)
         for i in sorted(aside):
             row = transaction_row_or_reject(chunk[i], seen)
             if isinstance(row, Rejected):

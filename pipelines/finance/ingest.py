@@ -176,14 +176,18 @@ def load_transactions(
 ) -> StepResult:
     calls_before = graph.calls
     refs = _payout_refs_of_day(db, shop.shop_id, window.day)
-    batch, rejects = read_transactions(graph, shop, window, refs)
-    write_transactions(db, shop.shop_id, window, batch, rejects)
+    if db.dialect == "postgresql":  # written while read (ingest_finance overlaps otherwise)
+        batch, rejects = _read_and_write_transactions(db, graph, shop, window, refs)
+    else:
+        batch, rejects = read_transactions(graph, shop, window, refs)
+        write_transactions(db, shop.shop_id, window, batch, rejects)
     return _transaction_result(batch, rejects, graph.calls - calls_before)
 
 
 def read_transactions(
-    graph: GraphClient, shop: ShopProfile, window: Window, refs: list[str]
-) -> tuple[TransactionBatch, list[Rejected]]:
+    graph: GraphClient, shop: ShopProfile, window: Window, refs: list[str],
+    on_chunk: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
+) -> tuple[TransactionBatch, list[Rejected]]:  # fmt: skip
     """The window's transactions and those of the day's payouts, merged, and their rejects."""
     path = f"{_node(shop)}/commerce_transactions"
     start, end = window.bounds(window.start)
@@ -195,7 +199,7 @@ def read_transactions(
     # `merge_transactions`, without a Python object per transaction).
     kept: dict[str, dict] = {}
     window_raws = graph.paginate(path, params | {"fields": TRANSACTION_FIELDS})
-    columns = TransactionColumns()
+    columns = TransactionColumns(on_chunk)
     with _bulk_reading():
         columns.extend(_keeping(window_raws, set(refs), kept))
         for ref in refs:
@@ -215,6 +219,54 @@ def write_transactions(
     with db.begin() as conn:
         store.fast_load_session(conn)
         store.replace_transaction_batch(conn, shop_id, window.day, window.start, window.day, batch)
+        _record_partition_load(
+            conn, shop_id, window, "transactions", rejects, transactions_loaded=len(batch)
+        )
+
+
+def _read_and_write_transactions(
+    db: MetasyncDatabase, graph: GraphClient, shop: ShopProfile, window: Window, refs: list[str]
+) -> tuple[TransactionBatch, list[Rejected]]:
+    """`read_transactions` and `write_transactions` at once on Postgres, for the transactions
+    asset's step, which has nothing else to overlap: each chunk goes to a writer on a second
+    connection as it is read (Postgres would otherwise idle while Python reads, and Python
+    while Postgres writes). Still one transaction, committed once the merged batch is in.
+    Not used by `load_transactions_and_payments`, where the writer's Python would slow the
+    read that everything else waits for."""
+    pipe = _ChunkPipe()
+    batch_read: Future[tuple[TransactionBatch, list[Rejected]]] = Future()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-writer") as writer:
+        written = writer.submit(
+            _write_transactions_streamed, db, shop.shop_id, window, pipe, batch_read
+        )
+        try:
+            batch, rejects = read_transactions(
+                graph, shop, window, refs, on_chunk=lambda *chunk: pipe.put(chunk)
+            )
+        except BaseException as error:  # the writer rolls back
+            pipe.close(error)
+            batch_read.set_exception(error)
+            raise
+        pipe.close()
+        batch_read.set_result((batch, rejects))
+        written.result()
+    return batch, rejects
+
+
+def _write_transactions_streamed(
+    db: MetasyncDatabase, shop_id: str, window: Window,
+    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+    batch_read: "Future[tuple[TransactionBatch, list[Rejected]]]",
+) -> None:  # fmt: skip
+    """`write_transactions`, fed while the transactions are read."""
+    now = utcnow()
+    with db.begin() as conn:
+        store.fast_load_session(conn)
+        written = store.copy_transaction_chunks(
+            conn, shop_id, window.day, window.start, window.day, chunks, now
+        )
+        batch, rejects = batch_read.result()
+        store.finish_streamed_transactions(conn, shop_id, window.day, batch, written, now)
         _record_partition_load(
             conn, shop_id, window, "transactions", rejects, transactions_loaded=len(batch)
         )

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from psycopg2.errors import UniqueViolation
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -473,6 +474,100 @@ def replace_transaction_batch(
     )
     copy_arrow(conn, finance_transaction_taxes.name, _tax_arrow(batch.table, batch.taxes, shop_id))
     return len(batch)
+
+
+def copy_transaction_chunks(
+    conn: Connection, shop_id: str, partition_date: date, window_start: date, window_end: date,
+    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame]], now: datetime,
+) -> dict[str, int]:  # fmt: skip
+    """The Postgres `replace_transaction_batch`, fed `TransactionColumns` chunks while they are
+    read: the window's rows deleted first, then each chunk's rows COPY'd as it comes, a key's
+    first arrival only. Returns the position written for each key; then
+    `finish_streamed_transactions` puts right the keys whose merged row is another one (a
+    payout's version, a row of the per-row path)."""
+    _delete_transactions(conn, shop_id, window_start, window_end, [])
+    written: dict[str, int] = {}
+    for table, taxes in chunks:
+        first = _first_arrivals(table, written)
+        if first.any():
+            _copy_replacing(conn, shop_id, partition_date, now, table[first], taxes)
+    return written
+
+
+def finish_streamed_transactions(
+    conn: Connection, shop_id: str, partition_date: date, batch: Any, written: dict[str, int],
+    now: datetime,
+) -> None:  # fmt: skip
+    """After `copy_transaction_chunks`: every key whose merged row in `batch` is not the one
+    written (or none was) is deleted and written again from the batch, so the table holds
+    exactly what `replace_transaction_batch` writes."""
+    keys = batch.table["transaction_key"].tolist()
+    positions = batch.table["position"].tolist()
+    wrong = [
+        i for i, (key, at) in enumerate(zip(keys, positions, strict=True)) if written.get(key) != at
+    ]
+    if not wrong:
+        return
+    rows = batch.table.iloc[wrong]
+    _delete_transaction_keys(conn, shop_id, rows["transaction_key"].tolist())
+    _copy_transaction_rows(conn, shop_id, partition_date, now, rows, batch.taxes)
+
+
+def _first_arrivals(table: pd.DataFrame, written: dict[str, int]) -> np.ndarray:
+    """Which rows of a chunk carry a key not written yet; records them in `written`."""
+    first = np.zeros(len(table), dtype=bool)
+    keys = table["transaction_key"].tolist()
+    positions = table["position"].tolist()
+    for i, (key, at) in enumerate(zip(keys, positions, strict=True)):
+        if key not in written:
+            written[key] = at
+            first[i] = True
+    return first
+
+
+def _copy_replacing(
+    conn: Connection, shop_id: str, partition_date: date, now: datetime, rows: pd.DataFrame,
+    taxes: pd.DataFrame,
+) -> None:  # fmt: skip
+    """COPY rows whose keys an older load may hold outside the window (a payout's transactions
+    dated before it, a transaction Meta re-dated). That is rare, so the COPY is tried first,
+    under a savepoint, and the keys cleared only when it clashes."""
+    try:
+        with conn.begin_nested():
+            _copy_transaction_rows(conn, shop_id, partition_date, now, rows, taxes)
+    except UniqueViolation:
+        _delete_transaction_keys(conn, shop_id, rows["transaction_key"].tolist())
+        _copy_transaction_rows(conn, shop_id, partition_date, now, rows, taxes)
+
+
+def _delete_transaction_keys(conn: Connection, shop_id: str, keys: Sequence[str]) -> None:
+    """The shop's rows under these keys, with their tax lines, one primary-key probe per key:
+    the table is being filled by this very transaction, whose rows the statistics do not count
+    yet, and on that guess the planner would rather read every row of the shop."""
+    conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+    conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+    try:
+        for name in (finance_transaction_taxes.name, finance_transactions.name):
+            conn.exec_driver_sql(
+                f"DELETE FROM {name} AS t USING unnest(%(keys)s::text[]) AS k(key) "
+                "WHERE t.shop_id = %(shop)s AND t.transaction_key = k.key",
+                {"keys": list(keys), "shop": shop_id},
+            )
+    finally:
+        conn.exec_driver_sql("RESET enable_hashjoin")
+        conn.exec_driver_sql("RESET enable_mergejoin")
+
+
+def _copy_transaction_rows(
+    conn: Connection, shop_id: str, partition_date: date, now: datetime, rows: pd.DataFrame,
+    taxes: pd.DataFrame,
+) -> None:  # fmt: skip
+    """COPY batch-table rows and their tax lines (`taxes` may hold other rows' lines too)."""
+    taxes = taxes[taxes["position"].isin(rows["position"])]
+    copy_arrow(
+        conn, finance_transactions.name, _transaction_arrow(rows, shop_id, partition_date, now)
+    )
+    copy_arrow(conn, finance_transaction_taxes.name, _tax_arrow(rows, taxes, shop_id))
 
 
 def _transaction_arrow(

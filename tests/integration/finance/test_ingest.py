@@ -16,6 +16,7 @@ from resources.db.finance_tables import (
     finance_order_reconciliation,
     finance_payout_reconciliation,
     finance_quarantine,
+    finance_transactions,
 )
 from resources.oms.adapter import OmsAdapter
 from resources.shops import ShopRegistry, TokenVault
@@ -425,3 +426,88 @@ def test_summaries_right_after_a_load_never_nest_loops_over_fresh_rows(postgres_
         plan = "\n".join(conn.execute(text(f"EXPLAIN {sql}")).scalars())
     assert "Nested Loop" not in plan
     assert "Hash" in plan
+
+
+def test_transactions_written_while_read_equal_the_whole_batch_write(postgres_env, monkeypatch):
+    """The transactions asset on Postgres writes chunk by chunk while it reads, each key's
+    first arrival only. The merge then puts right what that got wrong: a key the payout fetch
+    returns in another version (that one wins), a key repeated in the window, a row of the
+    per-row path, and a row an older load holds under a re-fetched key. The table must equal
+    what writing the merged batch at once writes."""
+    from pipelines.finance import columnar, ingest
+
+    metasync, oms, graph = postgres_env
+    db = metasync.db()
+    monkeypatch.setattr(columnar, "CHUNK", 2)  # many chunks, repeats across them
+    earlier = DAY - timedelta(days=7)
+    graph.payouts = [payout("P1", "10.47")]
+    graph.transactions = [
+        dict(sale("o-old", net="5.00", fee="0", day=earlier, payout="P1"), id="T-old"),
+    ]
+    ingest_finance(metasync, oms, "acme", earlier)  # the older load holds T-old
+
+    def txn(txn_id, order, net, payout=None, **extra):
+        return dict(sale(order, net=net, fee="-0.33", payout=payout), id=txn_id, **extra)
+
+    graph.transactions = [
+        txn("T0", "o0", "1.00"),
+        txn("T1", "o1", "10.00"),  # the window's version
+        txn("T2", "o2", "2.00"),
+        txn("T2", "o2", "2.50"),  # the window repeats a key: its first arrival stays
+        txn("T3", "o3", "3.00", surprise_field="ignored"),  # per-row path
+        txn("T4", "o4", "4.00"),
+    ]
+    refetched = [
+        txn("T1", "o1", "10.47", payout="P1"),  # the payout's version wins
+        dict(graph.transactions[0], id="T-old", order_id="o-old"),  # re-dated into the window
+    ]
+    original = graph.paginate
+
+    def paginate(path, params):
+        if params.get("payout_reference_id") == "P1":
+            graph.calls += 1
+            return iter(refetched)
+        return original(path, params)
+
+    monkeypatch.setattr(graph, "paginate", paginate)
+    shop = metasync.registry().get("acme")
+    window = ingest.Window.for_day(DAY, FinanceSettings())
+    with metasync.graph_for("acme") as g:
+        ingest.load_payouts(db, g, shop, window)  # the day's payout P1: re-fetched by reference
+        result = ingest.load_transactions(db, g, shop, window)
+        batch, rejects = ingest.read_transactions(g, shop, window, ["P1"])
+    assert batch.slow, "a row took the per-row path"
+    streamed = dump(db)
+    ingest.write_transactions(db, "acme", window, batch, rejects)
+    assert dump(db) == streamed
+    t = finance_transactions
+    with db.begin() as conn:
+        net = dict(conn.execute(select(t.c.transaction_key, t.c.net_amount)).all())
+    assert result.loaded == 6
+    assert net["id:T1"] == Decimal("10.47")
+    assert net["id:T2"] == Decimal("2.00")
+    assert net["id:T-old"] == Decimal("1.00")  # the older row replaced, not duplicated
+
+
+def test_a_read_that_fails_midway_leaves_the_transactions_as_they_were(postgres_env, monkeypatch):
+    """Chunks already written while the read ran are rolled back with it: nothing half-written."""
+    from pipelines.finance import columnar, ingest
+
+    metasync, oms, graph = postgres_env
+    db = metasync.db()
+    monkeypatch.setattr(columnar, "CHUNK", 2)
+    graph.payouts = [payout("P1", "10.47")]
+    graph.transactions = [dict(sale(f"o{i}", net="1.00", fee="0"), id=f"T{i}") for i in range(3)]
+    ingest_finance(metasync, oms, "acme", DAY)
+    before = dump(db)
+
+    def failing(path, params):
+        yield from [dict(sale(f"n{i}", net="2.00", fee="0"), id=f"N{i}") for i in range(5)]
+        raise ConnectionError("Graph went away")
+
+    monkeypatch.setattr(graph, "paginate", failing)
+    shop = metasync.registry().get("acme")
+    window = ingest.Window.for_day(DAY, FinanceSettings())
+    with pytest.raises(ConnectionError):
+        ingest.load_transactions(db, graph, shop, window)
+    assert dump(db) == before
