@@ -32,8 +32,9 @@ machine, so other users' queries show up in it). On Postgres the loads run as on
 ("2+3"): the transactions are written while the payments are read, so the CPU of the two sides
 overlaps and wall time is less than their sum. Steps 4-6: the Meta side per order is read as
 soon as the transactions are in (while the payments are written), and the analyst order rows are
-written beside the staging. Measured on the 2-core machine of 2026-12-04: 43.6-55.0 s wall,
-64-71 CPU-s in all; the same code path measured 73 s on the slower machine of an earlier day
+written beside the staging. Measured on the 2-core machine of 2026-12-04: 41.5-45.7 s wall,
+about 65 CPU-s in all (the code before these overlaps: 73 s on the slower machine of an earlier
+day). `--asset-steps` runs the Dagster assets' steps one after the other instead: 50-54 s
 (TODO(finance-scale) in pipelines/finance/ingest.py says where the time goes). The `from`/`to`
 columns give each stage's first start and last end since the call began.
 """

@@ -550,14 +550,14 @@ def reconcile_loaded(
     any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
     same rules as the pure `reconcile.reconcile_shop`."""
     # TODO(finance-scale): 1M transactions (cold first load, benchmarks/finance_bench.py) take
-    # 44-55 s on this 2-core machine (73 s on a slower one), about 65-71 CPU-s in all, half of
-    # it in Postgres: both cores are busy through the loads, so overlapping more does not pay
-    # (streaming the transactions into the table while they are read was tried: the writer's
-    # Python slowed the read by more than it saved). What is left is less work: reading the
-    # payloads (~13 s of Python for the transactions, ~9 s for the payments), writing them
-    # (~11 s, most of it Postgres index upkeep), the tax summary (~4.5 s), and the analyst
-    # order rows (~7 s COPY beside staging). Next: reconcile only the orders whose
-    # transactions, payments or lag status changed, and skip payments of known orders.
+    # 41.5-45.7 s through `ingest_finance` and 50-54 s through the assets' steps one after the
+    # other (`--asset-steps`) on this 2-core machine; a machine 1.5x slower (session 2's) puts
+    # the assets' path over 60 s. About 60-65 CPU-s in all, half of it Postgres, and both
+    # cores are busy through the loads, so what is left is less work: reading the payloads
+    # (~10 s of Python for the transactions, ~8 s for the payments), writing them (~10 s, most
+    # of it Postgres index upkeep), the tax summary (~4.5 s) and the analyst order rows (~5 s).
+    # Next: reconcile only the orders whose transactions, payments or lag status changed, and
+    # skip payments of known orders (TODO(finance-payments)).
     return reconcile_set_based(db, oms, shop_id, settings.reconcile(), expected, meta_side)
 
 
