@@ -12,6 +12,7 @@ metasync status                     # per-shop health
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -404,7 +405,7 @@ def finance_report(shop_id: str, month: str, out_path: Path) -> None:
     ShopRegistry(db, TokenVault.from_settings()).get(shop_id)
     rows = finance_report_rows(db, shop_id, month)
     if to_stdout:
-        write_finance_csv(rows, sys.stdout)
+        _to_stdout(lambda: write_finance_csv(rows, sys.stdout))
     else:
         with out_path.open("w", newline="") as handle:
             write_finance_csv(rows, handle)
@@ -419,6 +420,20 @@ def finance_report(shop_id: str, month: str, out_path: Path) -> None:
             f"{target}: {len(rows)} rows (settlement and tax) for shop {shop_id}, {month}",
             err=to_stdout,
         )
+
+
+def _to_stdout(write: Callable[[], None]) -> None:
+    """Run `write` on standard output; a reader that stops early (`| head`) ends the command
+    quietly, as other command-line tools do, instead of with a BrokenPipeError traceback."""
+    try:
+        write()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:  # Python flushes stdout again at exit; point it at nothing so that stays quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+        sys.exit(0)
 
 
 def _refuse_a_missing_folder(folder: Path) -> None:

@@ -114,6 +114,22 @@ def test_out_dash_writes_the_csv_to_standard_output(acme, metasync_db, tmp_path)
     assert "2 rows" in result.stderr
 
 
+def test_a_reader_that_stops_early_ends_the_report_quietly(acme, metasync_db, monkeypatch):
+    """`metasync finance report ... --out - | head` ended in a BrokenPipeError traceback."""
+    from pipelines.finance import report
+
+    def reader_gone(rows, handle):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(report, "write_finance_csv", reader_gone)
+
+    result = _report("--shop", "acme", "--month", "2026-11", "--out", "-")
+
+    assert result.exit_code == 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def report_db(request, metasync_db):
     if request.param == "sqlite":
