@@ -321,8 +321,17 @@ def load_order_payments(
     # orders whose transactions changed since their payments were loaded (needs a per-order
     # fingerprint kept with the payments) so reruns and the lag re-pull skip known orders.
     order_ids = _orders_in_window(db, shop.shop_id, window)
-    batch = read_payments(graph, order_ids)
-    write_payments(db, shop.shop_id, window, order_ids, batch)
+    if db.dialect == "postgresql":  # written chunk by chunk while read, as in ingest_finance
+        committed: Future[list[str]] = Future()
+        committed.set_result(order_ids)  # the transactions step has committed already
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-writer") as writer:
+            batch, streamed = _read_payments_streaming(
+                writer, db, graph, shop.shop_id, window, order_ids, committed
+            )
+            streamed.result()
+    else:
+        batch = read_payments(graph, order_ids)
+        write_payments(db, shop.shop_id, window, order_ids, batch)
     return _payment_result(batch, graph.calls - calls_before)
 
 

@@ -511,3 +511,29 @@ def test_a_read_that_fails_midway_leaves_the_transactions_as_they_were(postgres_
     with pytest.raises(ConnectionError):
         ingest.load_transactions(db, graph, shop, window)
     assert dump(db) == before
+
+
+def test_payments_step_written_while_read_equals_the_whole_batch_write(postgres_env, monkeypatch):
+    """The payments asset on Postgres writes chunk by chunk while it reads, then the payments
+    of the per-row path; the tables must equal what writing the whole batch at once writes."""
+    from pipelines.finance import columnar, ingest
+
+    metasync, oms, graph = postgres_env
+    db = metasync.db()
+    monkeypatch.setattr(columnar, "CHUNK", 2)
+    graph.payouts = [payout("P1", "10.47")]
+    graph.transactions = [dict(sale(f"o{i}", net="1.00", fee="0"), id=f"T{i}") for i in range(5)]
+    graph.payments = {f"o{i}": [_payment(f"pay{i}")] for i in range(5)}
+    graph.payments["o3"] = [dict(_payment("pay3"), surprise_field="per-row path")]
+    shop = metasync.registry().get("acme")
+    window = ingest.Window.for_day(DAY, FinanceSettings())
+    with metasync.graph_for("acme") as g:
+        ingest.load_payouts(db, g, shop, window)
+        ingest.load_transactions(db, g, shop, window)
+        step = ingest.load_order_payments(db, g, shop, window)
+        batch = ingest.read_payments(g, [f"o{i}" for i in range(5)])
+    assert step.loaded == 5 and batch.slow, "one payment took the per-row path"
+    streamed = dump(db)
+    ingest.write_payments(db, "acme", window, [f"o{i}" for i in range(5)], batch)
+    assert dump(db) == streamed
+    assert len(streamed["finance_order_payments"]) == 5
