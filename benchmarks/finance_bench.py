@@ -34,7 +34,7 @@ overlaps and wall time is less than their sum. Steps 4-6: the Meta side per orde
 soon as the transactions are in (while the payments are written), and the analyst order rows are
 written beside the staging. Measured on the 2-core machine of 2026-12-04: 41.5-45.7 s wall,
 about 65 CPU-s in all (the code before these overlaps: 73 s on the slower machine of an earlier
-day). `--asset-steps` runs the Dagster assets' steps one after the other instead: 50-54 s
+day). `--asset-steps` runs the Dagster assets' steps one after the other instead: 49.6-52.6 s
 (TODO(finance-scale) in pipelines/finance/ingest.py says where the time goes). The `from`/`to`
 columns give each stage's first start and last end since the call began.
 """

@@ -559,7 +559,7 @@ def reconcile_loaded(
     any order compute the same rows); set-based over the loaded tables (`setbased.py`), the
     same rules as the pure `reconcile.reconcile_shop`."""
     # TODO(finance-scale): 1M transactions (cold first load, benchmarks/finance_bench.py) take
-    # 41.5-45.7 s through `ingest_finance` and 50-54 s through the assets' steps one after the
+    # 41.5-45.7 s through `ingest_finance` and 49.6-52.6 s through the assets' steps one after the
     # other (`--asset-steps`) on this 2-core machine; a machine 1.5x slower (session 2's) puts
     # the assets' path over 60 s. About 60-65 CPU-s in all, half of it Postgres, and both
     # cores are busy through the loads, so what is left is less work: reading the payloads
