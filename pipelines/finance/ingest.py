@@ -233,24 +233,41 @@ def _read_and_write_transactions(
     while Postgres writes). Still one transaction, committed once the merged batch is in.
     Not used by `load_transactions_and_payments`, where the writer's Python would slow the
     read that everything else waits for."""
-    pipe = _ChunkPipe()
-    batch_read: Future[tuple[TransactionBatch, list[Rejected]]] = Future()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-writer") as writer:
-        written = writer.submit(
-            _write_transactions_streamed, db, shop.shop_id, window, pipe, batch_read
+        (batch, rejects), written = _read_while_writing(
+            writer,
+            lambda put: read_transactions(
+                graph, shop, window, refs, on_chunk=lambda *chunk: put(chunk)
+            ),
+            lambda chunks, batch_read: _write_transactions_streamed(
+                db, shop.shop_id, window, chunks, batch_read
+            ),
         )
-        try:
-            batch, rejects = read_transactions(
-                graph, shop, window, refs, on_chunk=lambda *chunk: pipe.put(chunk)
-            )
-        except BaseException as error:  # the writer rolls back
-            pipe.close(error)
-            batch_read.set_exception(error)
-            raise
-        pipe.close()
-        batch_read.set_result((batch, rejects))
         written.result()
     return batch, rejects
+
+
+def _read_while_writing(
+    writers: ThreadPoolExecutor,
+    read: Callable[[Callable[[Any], None]], Any],
+    write: Callable[[Iterable[Any], "Future[Any]"], Any],
+) -> tuple[Any, "Future[Any]"]:
+    """`read(put)` here, each chunk it puts handed to `write(chunks, batch_read)` on a writer
+    thread as it is read; the writer gets what `read` returned through `batch_read`, or its
+    error (through both, so it rolls back). Returns what `read` returned and the writer's
+    future."""
+    pipe = _ChunkPipe()
+    batch_read: Future[Any] = Future()
+    written = writers.submit(write, pipe, batch_read)
+    try:
+        batch = read(pipe.put)
+    except BaseException as error:  # the writer rolls back
+        pipe.close(error)
+        batch_read.set_exception(error)
+        raise
+    pipe.close()
+    batch_read.set_result(batch)
+    return batch, written
 
 
 def _write_transactions_streamed(
@@ -322,11 +339,9 @@ def load_order_payments(
     # fingerprint kept with the payments) so reruns and the lag re-pull skip known orders.
     order_ids = _orders_in_window(db, shop.shop_id, window)
     if db.dialect == "postgresql":  # written chunk by chunk while read, as in ingest_finance
-        committed: Future[list[str]] = Future()
-        committed.set_result(order_ids)  # the transactions step has committed already
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-writer") as writer:
             batch, streamed = _read_payments_streaming(
-                writer, db, graph, shop.shop_id, window, order_ids, committed
+                writer, db, graph, shop.shop_id, window, order_ids
             )
             streamed.result()
     else:
@@ -438,34 +453,28 @@ def _write_then_orders(
 
 def _read_payments_streaming(
     writers: ThreadPoolExecutor, db: MetasyncDatabase, graph: GraphClient, shop_id: str,
-    window: Window, order_ids: list[str], written: "Future[list[str]]",
+    window: Window, order_ids: list[str], written: "Future[list[str]] | None" = None,
 ) -> tuple[PaymentBatch, "Future[bool]"]:  # fmt: skip
     """The payments of `order_ids` read here, each chunk handed to a writer as it is read."""
-    pipe = _ChunkPipe()
-    batch_read: Future[PaymentBatch] = Future()
-    streamed = writers.submit(
-        _write_payments_streamed, db, shop_id, window, order_ids, pipe, batch_read, written
+    return _read_while_writing(
+        writers,
+        lambda put: read_payments(graph, order_ids, on_table=put),
+        lambda chunks, batch_read: _write_payments_streamed(
+            db, shop_id, window, order_ids, chunks, batch_read, written
+        ),
     )
-    try:
-        batch = read_payments(graph, order_ids, on_table=pipe.put)
-    except BaseException as error:  # the writer rolls back
-        pipe.close(error)
-        batch_read.set_exception(error)
-        raise
-    pipe.close()
-    batch_read.set_result(batch)
-    return batch, streamed
 
 
 def _write_payments_streamed(
     db: MetasyncDatabase, shop_id: str, window: Window, order_ids: list[str],
     chunks: Iterable[pd.DataFrame], batch_read: "Future[PaymentBatch]",
-    written: "Future[list[str]]",
+    written: "Future[list[str]] | None",
 ) -> bool:  # fmt: skip
-    """`write_payments`, fed while the payments are read. Starts once the transactions are
-    committed (`written`; two bulk COPYs at once would only share Postgres's one core), and
-    only if the partition's orders are `order_ids`: False, nothing written, otherwise."""
-    if written.result() != order_ids:
+    """`write_payments`, fed while the payments are read. With `written` (the transactions
+    being written meanwhile), starts once they are committed (two bulk COPYs at once would only
+    share Postgres's one core), and only if the partition's orders are `order_ids`: False,
+    nothing written, otherwise."""
+    if written is not None and written.result() != order_ids:
         return False
     now = utcnow()
     with db.begin() as conn:

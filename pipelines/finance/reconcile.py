@@ -269,7 +269,7 @@ def reconcile_orders(
     for txn in transactions:
         by_order_txns[txn.order_id].append(txn)
     remitted = _tax_remitted_by_order(payments)
-    completed = {p.payout_reference_id for p in payouts if p.completed}
+    completed = completed_payout_refs(payouts)
     expected_by_id = {order.order_id: order for order in expected}
 
     rows = []
@@ -482,11 +482,16 @@ def _payout_status(
 # -- settlement and tax ----------------------------------------------------------------------------
 
 
+def completed_payout_refs(payouts: Iterable[PayoutRow]) -> frozenset[str]:
+    """The references of the COMPLETED payouts: their transactions are paid out."""
+    return frozenset(p.payout_reference_id for p in payouts if p.completed)
+
+
 def daily_settlement(
     transactions: Iterable[TransactionRow], payouts: Iterable[PayoutRow]
 ) -> list[DailySettlement]:
     payouts = list(payouts)
-    completed = {p.payout_reference_id for p in payouts if p.completed}
+    completed = completed_payout_refs(payouts)
     sums: dict[tuple[date, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     counts: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     orders: dict[tuple[date, str], set[str]] = defaultdict(set)

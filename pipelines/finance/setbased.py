@@ -50,6 +50,7 @@ from pipelines.finance.reconcile import (
     ReconcileSettings,
     TaxSummary,
     _reconcile_order,
+    completed_payout_refs,
     payouts_from_totals,
 )
 from resources.db import MetasyncDatabase
@@ -159,7 +160,7 @@ def read_meta_side(db: MetasyncDatabase, shop_id: str) -> MetaSide:
     only, so `ingest_finance` reads it while the payments are still being written."""
     with db.begin() as conn:
         _session_for_scans(conn)
-        completed = frozenset(p.payout_reference_id for p in _payouts(conn, shop_id) if p.completed)
+        completed = completed_payout_refs(_payouts(conn, shop_id))
         return MetaSide(completed, _meta_by_order(conn, shop_id, set(completed)))
 
 
@@ -182,7 +183,7 @@ def reconcile_set_based(
         if as_of is None:
             raise ValueError(f"shop {shop_id}: no finance partition loaded yet")
         payouts = _payouts(conn, shop_id)
-        completed = {p.payout_reference_id for p in payouts if p.completed}
+        completed = set(completed_payout_refs(payouts))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finance-sums") as side:
             sums = _summaries_beside(side, db, shop_id, completed, payouts)
             early = meta_side.result() if meta_side is not None else None
@@ -966,7 +967,7 @@ def _slow_orders(
     remitted: dict[str, bool] = {}
     for order_id, flag in payments:
         remitted[order_id] = remitted.get(order_id) or flag
-    completed = {p.payout_reference_id for p in payouts if p.completed}
+    completed = completed_payout_refs(payouts)
     rows = []
     for order_id in ids:
         order, order_txns = by_id.get(order_id), txns.get(order_id, [])

@@ -1224,7 +1224,10 @@ def stage_and_publish(db: MetasyncDatabase, shop_id: str, result: Any) -> dict[s
         with db.begin() as conn:
             orders = _copy_published_orders(conn, shop_id, result)
             staged.result()  # an error here rolls the analyst rows back
-            return _publish_staged(conn, shop_id, {finance_order_reconciliation.name: orders})
+            header = _staging_header(conn, shop_id)
+            return _publish_staged(
+                conn, shop_id, header, {finance_order_reconciliation.name: orders}
+            )
 
 
 def _copy_published_orders(conn: Connection, shop_id: str, result: Any) -> int:
@@ -1382,31 +1385,32 @@ class PublishRefused(RuntimeError):
 def publish_reconciliation(db: MetasyncDatabase, shop_id: str) -> dict[str, int]:
     """Replace the shop's analyst rows with the staged reconciliation, in one transaction."""
     with db.begin() as conn:
-        staged = conn.execute(
-            select(finance_reconciliation_staging).where(
-                finance_reconciliation_staging.c.shop_id == shop_id
-            )
-        ).first()
+        staged = _staging_header(conn, shop_id)
         if staged is None:
             raise PublishRefused(f"shop {shop_id}: nothing staged; materialize the staging first")
         if not staged.checks_passed:
             raise PublishRefused(
                 f"shop {shop_id}: the staged reconciliation failed its blocking checks"
             )
-        return _publish_staged(conn, shop_id)
+        return _publish_staged(conn, shop_id, staged)
 
 
-def _publish_staged(
-    conn: Connection, shop_id: str, written: dict[str, int] | None = None
-) -> dict[str, int]:
-    """The analyst tables replaced from the staged ones, the staging marked published and the
-    run logged. `written`: tables whose rows the caller wrote already, with their counts."""
-    written = written or {}
-    staged = conn.execute(
+def _staging_header(conn: Connection, shop_id: str) -> Any:
+    """The shop's staging header row, or None when nothing is staged."""
+    return conn.execute(
         select(finance_reconciliation_staging).where(
             finance_reconciliation_staging.c.shop_id == shop_id
         )
-    ).one()
+    ).first()
+
+
+def _publish_staged(
+    conn: Connection, shop_id: str, staged: Any, written: dict[str, int] | None = None
+) -> dict[str, int]:
+    """The analyst tables replaced from the staged ones, the staging (its header `staged`)
+    marked published and the run logged. `written`: tables whose rows the caller wrote
+    already, with their counts."""
+    written = written or {}
     counts = dict(written)
     for table in ANALYST_TABLES:
         if table.name not in written:
